@@ -1,0 +1,43 @@
+# kexp: `make run` trains the default experiment, `make test` runs the test suite.
+# TF=gpu installs the CUDA build of TensorFlow instead of the CPU one.
+PYTHON ?= python3
+VENV ?= .venv
+TF ?= cpu
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PORT ?= 5000
+
+.PHONY: install dev run test lint ui clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+# reinstall when the project's dependencies change
+$(VENV)/.installed-$(TF): pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[$(TF)]"
+	touch $@
+
+$(VENV)/.installed-dev-$(TF): pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[$(TF),dev]"
+	touch $@ $(VENV)/.installed-$(TF)
+
+install: $(VENV)/.installed-$(TF)
+
+dev: $(VENV)/.installed-dev-$(TF)
+
+run: install
+	$(PY) -m kexp $(ARGS)
+
+test: dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: dev
+	$(BIN)/ruff check kexp tests
+
+ui: install
+	$(BIN)/mlflow ui --host 127.0.0.1 --port $(PORT) \
+		--backend-store-uri sqlite:///$(abspath logs)/mlflow.db
+
+clean:
+	rm -rf logs outputs multirun .pytest_cache

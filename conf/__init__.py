@@ -1,0 +1,1 @@
+"""Hydra configs, shipped inside the package so an installed kexp finds them (pkg://kexp.conf)."""

@@ -1,0 +1,32 @@
+"""`python -m kexp` / `kexp`: train, evaluate and log one experiment.
+
+    python -m kexp model=vgg data=cifar10 trainer.epochs=5
+    python -m kexp --help          # every config group and its options
+    python -m kexp --cfg job       # the composed config, without importing TensorFlow
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from kexp.cli import precheck, run_guarded
+
+
+@hydra.main(version_base="1.3", config_path="pkg://kexp.conf", config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from kexp.train import train  # TensorFlow is imported only when a job runs
+
+    metrics = run_guarded(lambda: train(cfg))
+    return metrics.get("test_accuracy") if isinstance(metrics, dict) else None
+
+
+def main() -> None:
+    precheck(sys.argv[1:], config_name="train")
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""What `kexp.data.load` returns. Kept free of TensorFlow imports so it is cheap to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Static facts about the data a model needs, and the split sizes actually used."""
+
+    name: str
+    input_shape: tuple[int, ...]  # one example, always (H, W, C)
+    num_classes: int
+    class_names: list[str]
+    num_train: int
+    num_val: int
+    num_test: int
+
+
+@dataclass
+class DataBundle:
+    """Batched, prefetched splits of (x float32, y int32); only `train` is shuffled and augmented."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    spec: DataSpec

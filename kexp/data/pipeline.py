@@ -1,0 +1,140 @@
+"""The one input pipeline every source goes through.
+
+normalize (AUTOTUNE) -> subset -> cache -> shuffle [train] -> batch -> augment [train] -> prefetch
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from kexp.data import keys
+from kexp.data.augment import augment_dataset
+from kexp.data.bundle import DataBundle, DataSpec
+from kexp.errors import KexpError
+
+
+@dataclass
+class RawSplits:
+    """What a source hands over: unbatched (image, label) datasets plus metadata.
+
+    Images are rank-3 (H, W, C) of any numeric dtype with a fully known shape; labels are ints.
+    `auto_scale` is what `data.scale: auto` means for this source (None: 255 for uint8, else 1).
+    """
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    class_names: list[str]
+    auto_scale: float | None = None
+
+
+def from_arrays(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    class_names: list[str],
+    auto_scale: float | None = None,
+) -> RawSplits:
+    """RawSplits from in-memory (x, y) array pairs."""
+
+    def to_ds(pair: tuple[np.ndarray, np.ndarray]) -> tf.data.Dataset:
+        x, y = pair
+        return tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+
+    return RawSplits(to_ds(train), to_ds(val), to_ds(test), list(class_names), auto_scale)
+
+
+def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int) -> DataBundle:
+    """Turn a source's raw splits into the batched DataBundle described by `cfg`."""
+    x_spec = raw.train.element_spec[0]
+    input_shape = tuple(x_spec.shape)
+    if len(input_shape) != 3 or None in input_shape:
+        raise KexpError(f"data: images must have a fixed (H, W, C) shape, got {input_shape}")
+    scale = _scale(cfg, raw, x_spec.dtype)
+    mean, std = _mean_std(cfg, input_shape[-1])
+    subset = keys.positive_int(cfg, "subset", None, allow_none=True)
+    cache = keys.boolean(cfg, "cache", True)
+    shuffle_buffer = keys.positive_int(cfg, "shuffle_buffer", 10000)
+    crop_padding = keys.non_negative_int(cfg, "augment.crop_padding", 0)
+    horizontal_flip = keys.boolean(cfg, "augment.horizontal_flip", False)
+
+    def normalize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x = tf.cast(x, tf.float32) / scale
+        if mean is not None:
+            x = (x - mean) / std
+        return x, tf.cast(y, tf.int32)
+
+    def prepare(ds: tf.data.Dataset) -> tf.data.Dataset:
+        ds = ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
+        if subset is not None:
+            ds = ds.take(subset)
+        return ds.cache() if cache else ds
+
+    train, val, test = prepare(raw.train), prepare(raw.val), prepare(raw.test)
+    counts = {name: _count(ds) for name, ds in (("train", train), ("val", val), ("test", test))}
+    for name, count in counts.items():
+        if count == 0:
+            raise KexpError(f"data: the {name} split is empty (check data.val_fraction / the data)")
+
+    train = train.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    train = train.batch(global_batch_size)
+    train = augment_dataset(train, crop_padding, horizontal_flip, seed)
+    spec = DataSpec(
+        name=str(keys.get(cfg, "name", keys.get(cfg, "source"))),
+        input_shape=input_shape,
+        num_classes=len(raw.class_names),
+        class_names=list(raw.class_names),
+        num_train=counts["train"],
+        num_val=counts["val"],
+        num_test=counts["test"],
+    )
+    return DataBundle(
+        train=train.prefetch(tf.data.AUTOTUNE),
+        val=val.batch(global_batch_size).prefetch(tf.data.AUTOTUNE),
+        test=test.batch(global_batch_size).prefetch(tf.data.AUTOTUNE),
+        spec=spec,
+    )
+
+
+def _scale(cfg: DictConfig, raw: RawSplits, dtype: tf.DType) -> float:
+    value = keys.get(cfg, "scale", "auto")
+    if value == "auto":
+        if raw.auto_scale is not None:
+            return float(raw.auto_scale)
+        return 255.0 if dtype == tf.uint8 else 1.0
+    if not keys.is_number(value) or value <= 0:
+        raise KexpError(f"data.scale: {value!r} must be a positive number or 'auto'")
+    return float(value)
+
+
+def _mean_std(cfg: DictConfig, channels: int) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+    mean, std = keys.get(cfg, "mean", None), keys.get(cfg, "std", None)
+    if mean is None and std is None:
+        return None, None
+    if mean is None or std is None:
+        raise KexpError("data.mean and data.std must be set together (or both null)")
+    values = {}
+    for key, value in (("mean", mean), ("std", std)):
+        if keys.is_number(value):
+            value = [value] * channels
+        ok = isinstance(value, (list, tuple)) and all(keys.is_number(v) for v in value)
+        if not ok or len(value) != channels:
+            raise KexpError(
+                f"data.{key}: {value!r} must be a list of {channels} numbers, one per channel"
+            )
+        values[key] = [float(v) for v in value]
+    if any(v <= 0 for v in values["std"]):
+        raise KexpError(f"data.std: {std!r} entries must all be > 0")
+    return tf.constant(values["mean"]), tf.constant(values["std"])
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    """Examples in a finite dataset; iterating a cached one here also fills its cache."""
+    n = int(ds.cardinality())
+    if n >= 0:
+        return n
+    return int(ds.reduce(np.int64(0), lambda count, _: count + 1))

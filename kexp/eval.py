@@ -1,0 +1,54 @@
+"""`python -m kexp.eval run_dir=DIR`: re-evaluate a finished run's model on its test split."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from kexp.cli import precheck, run_guarded
+
+
+def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
+    """Load `run_dir`'s config.yaml and model.keras, return test loss and accuracy."""
+    import json
+    from pathlib import Path
+
+    import keras
+    from omegaconf import OmegaConf
+
+    from kexp import data as datasets
+    from kexp import run_dir as outputs
+    from kexp.errors import KexpError
+
+    folder = Path(run_dir)
+    for name in (outputs.CONFIG_FILE, outputs.MODEL_FILE):
+        if not (folder / name).is_file():
+            raise KexpError(f"run_dir: '{folder}' has no {name}; pass the directory of a "
+                            f"finished kexp run (it holds config.yaml and model.keras)")
+    cfg = OmegaConf.load(folder / outputs.CONFIG_FILE)
+    data = datasets.load(cfg.data, global_batch_size=batch_size or cfg.trainer.batch_size,
+                         seed=cfg.trainer.seed)
+    model = keras.saving.load_model(folder / outputs.MODEL_FILE)  # safe_mode stays on
+    result = model.evaluate(data.test, verbose=0, return_dict=True)
+    metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
+               "num_test": data.spec.num_test}
+    (folder / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="pkg://kexp.conf", config_name="eval")
+def _hydra_main(cfg: DictConfig) -> None:
+    metrics = run_guarded(lambda: evaluate(cfg.run_dir, cfg.batch_size))
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in metrics.items()))
+
+
+def main() -> None:
+    precheck(sys.argv[1:], config_name="eval")
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

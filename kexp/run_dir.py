@@ -1,0 +1,81 @@
+"""What a run leaves in its directory: config, metrics, history plot, model summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "learning_curves.png"
+SUMMARY_FILE = "model_summary.txt"
+MODEL_FILE = "model.keras"
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    """The run directory: Hydra's when Hydra runs the job, else a new one under log_dir.
+
+    From Python (`compose` + `train(cfg)`) there is no Hydra run dir to resolve, so kexp
+    makes one the way Hydra would name it.
+    """
+    try:
+        path = Path(cfg.paths.output_dir)
+    except Exception:  # the ${hydra:...} resolver exists only inside a Hydra app
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S") + f"-{time.time_ns() % 10**6:06d}"
+        path = Path(cfg.paths.log_dir) / "runs" / f"{stamp}_{os.getpid()}"
+        cfg.paths.output_dir = str(path.resolve())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_config(cfg: DictConfig, run_dir: Path) -> Path:
+    path = run_dir / CONFIG_FILE
+    OmegaConf.save(cfg, path, resolve=True)
+    return path
+
+
+def write_metrics(metrics: dict[str, Any], run_dir: Path) -> Path:
+    path = run_dir / METRICS_FILE
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def write_summary(model: Any, run_dir: Path) -> Path:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    path = run_dir / SUMMARY_FILE
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def plot_learning_curves(history: dict[str, list[float]], run_dir: Path) -> Path:
+    """Loss, accuracy and learning rate per epoch, train beside validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    panels = [("loss", ["loss", "val_loss"]), ("accuracy", ["accuracy", "val_accuracy"]),
+              ("learning rate", ["learning_rate"])]
+    panels = [(t, [k for k in keys if history.get(k)]) for t, keys in panels]
+    panels = [(t, keys) for t, keys in panels if keys]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 3.5),
+                             squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
+        for key in keys:
+            values = history[key]
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = run_dir / CURVES_FILE
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,139 @@
+"""The run lifecycle in MLflow: start, log as training goes, finish FINISHED or FAILED.
+
+The `Tracker` protocol is all the training code sees; `logger=none` swaps in a
+`NullTracker`, so the recipe never asks which backend is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Protocol
+
+import keras
+from omegaconf import DictConfig
+
+import kexp
+from kexp.tracking.params import flatten
+
+log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    run_id: str | None
+
+    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def log_artifact(self, path: Path) -> None: ...
+    def log_model(self, model: keras.Model) -> None: ...
+    def finish(self, ok: bool) -> None: ...
+    def callback(self) -> keras.callbacks.Callback: ...
+
+
+class NullTracker:
+    """`logger=none`: outputs stay in the run directory only."""
+
+    run_id = None
+
+    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def log_artifact(self, path: Path) -> None: ...
+    def log_model(self, model: keras.Model) -> None: ...
+    def finish(self, ok: bool) -> None: ...
+
+    def callback(self) -> keras.callbacks.Callback:
+        return keras.callbacks.Callback()
+
+
+class MlflowTracker:
+    """One MLflow run in `experiment` at `tracking_uri`."""
+
+    def __init__(self, tracking_uri: str, experiment: str, log_model: bool = True) -> None:
+        import mlflow
+
+        self._mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.should_log_model = log_model
+        self.run_id: str | None = None
+
+    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        mlflow = self._mlflow
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_experiment(self.experiment)
+        run = mlflow.start_run(run_name=run_name, tags=tags)
+        self.run_id = run.info.run_id
+        mlflow.log_params(flatten(params))
+        log.info("MLflow run %s in experiment '%s' at %s", self.run_id, self.experiment,
+                 self.tracking_uri)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path: Path) -> None:
+        if Path(path).exists():
+            self._mlflow.log_artifact(str(path))
+
+    def log_model(self, model: keras.Model) -> None:
+        if not self.should_log_model:
+            return
+        import mlflow.keras
+        import tensorflow as tf
+
+        # explicit requirements skip MLflow's slow inference by re-importing the model
+        self._mlflow.keras.log_model(
+            model, name="model",
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
+
+    def finish(self, ok: bool) -> None:
+        if self.run_id is not None:
+            self._mlflow.end_run(status="FINISHED" if ok else "FAILED")
+
+    def callback(self) -> keras.callbacks.Callback:
+        return _EpochMetrics(self)
+
+
+class _EpochMetrics(keras.callbacks.Callback):
+    """Logs every epoch's train/val metrics and learning rate, step = epoch number."""
+
+    def __init__(self, tracker: MlflowTracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs:
+            self.tracker.log_metrics(logs, step=epoch)
+
+
+def make_tracker(logger_cfg: DictConfig, log_dir: Path) -> Tracker:
+    """The tracker `logger.backend` names; MLflow's store defaults to <log_dir>/mlflow.db."""
+    if logger_cfg.backend == "none":
+        return NullTracker()
+    uri = logger_cfg.get("tracking_uri") or f"sqlite:///{Path(log_dir).resolve()}/mlflow.db"
+    return MlflowTracker(uri, logger_cfg.experiment, logger_cfg.get("log_model", True))
+
+
+def run_tags(model_name: str, data_name: str, extra: dict[str, Any]) -> dict[str, str]:
+    """The tags every run carries: what it trained, on what, with which kexp and commit."""
+    tags = {"model": model_name, "dataset": data_name, "kexp_version": kexp.__version__,
+            **{str(k): str(v) for k, v in extra.items()}}
+    commit = git_commit(Path.cwd())
+    if commit:
+        tags["git_commit"] = commit
+    return tags
+
+
+def git_commit(where: Path) -> str | None:
+    """The commit of the checkout the run starts in, '+dirty' when it has changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                              text=True, timeout=5, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=where, capture_output=True, text=True, timeout=5)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None

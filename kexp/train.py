@@ -1,0 +1,127 @@
+"""The recipe of one run: config -> data -> model -> fit -> test -> outputs + MLflow.
+
+`train(cfg)` is the whole of it, readable top to bottom; the CLI (`python -m kexp`),
+the tuner and notebooks all call it. Importing this module imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+from omegaconf import DictConfig, OmegaConf
+
+from kexp import data as datasets
+from kexp import models, run_dir
+from kexp.config import check_complete, validate
+from kexp.errors import KexpError, TrainingFailed
+from kexp.tracking import make_tracker
+from kexp.tracking.tracker import run_tags
+from kexp.training.callbacks import LearningRateLogger, NonFiniteLossGuard, build_callbacks
+from kexp.training.optimizers import build_optimizer
+from kexp.training.precision import precision_policy, seed_everything
+from kexp.training.schedules import build_schedule
+from kexp.training.strategy import describe, make_strategy
+
+log = logging.getLogger("kexp")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train, evaluate and log the experiment `cfg` describes; returns metrics.json's content."""
+    started = time.perf_counter()
+    check_complete(cfg)
+    validate(cfg)
+    out = run_dir.output_dir(cfg)
+    seed_everything(cfg.trainer.seed)
+
+    strategy = make_strategy(cfg.strategy)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = cfg.trainer.batch_size * replicas
+    log.info(describe(strategy, cfg.trainer.batch_size))
+    data = datasets.load(cfg.data, global_batch_size=global_batch, seed=cfg.trainer.seed)
+    steps_per_epoch = max(1, math.ceil(data.spec.num_train / global_batch))
+
+    with precision_policy(cfg.trainer.precision), strategy.scope():
+        model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes)
+        compile_model(model, cfg, steps_per_epoch, replicas)
+
+    tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
+    tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
+                  params=OmegaConf.to_container(cfg, resolve=True),
+                  tags=run_tags(cfg.model.name, cfg.data.name, cfg.tags))
+    ok = False
+    try:
+        guard = NonFiniteLossGuard()
+        history = model.fit(
+            data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
+            callbacks=[LearningRateLogger(), guard, *build_callbacks(cfg.callbacks, out),
+                       tracker.callback()],
+            verbose=cfg.trainer.verbose).history
+        if guard.failure:
+            raise TrainingFailed(guard.failure)
+        keep_best_model(model, cfg.callbacks, out)
+        test = model.evaluate(data.test, verbose=0, return_dict=True)
+
+        metrics = summarize(history, test, model, started)
+        tracker.log_metrics({"test_loss": metrics["test_loss"],
+                             "test_accuracy": metrics["test_accuracy"],
+                             "best_val_accuracy": metrics["best_val_accuracy"]})
+        for path in (run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
+                     run_dir.write_summary(model, out),
+                     run_dir.plot_learning_curves(history, out),
+                     out / cfg.callbacks.csv_logger.filename):
+            tracker.log_artifact(path)
+        tracker.log_model(model)
+        ok = True
+    finally:
+        tracker.finish(ok)
+    log.info("test_accuracy %.4f  test_loss %.4f  (%d epochs, %.1f s) -> %s",
+             metrics["test_accuracy"], metrics["test_loss"], metrics["epochs"],
+             metrics["wall_seconds"], out)
+    return metrics
+
+
+def compile_model(model: keras.Model, cfg: DictConfig, steps_per_epoch: int,
+                  replicas: int) -> None:
+    """Optimizer, schedule, loss and metrics, with XLA and steps_per_execution set explicitly."""
+    if cfg.callbacks.reduce_lr.enabled and cfg.schedule.name != "constant":
+        raise KexpError(f"callbacks.reduce_lr needs schedule=constant (schedule="
+                        f"{cfg.schedule.name} already sets the learning rate every step)")
+    lr = build_schedule(cfg.schedule, cfg.optimizer.lr, steps_per_epoch, cfg.trainer.epochs)
+    steps_per_execution = cfg.trainer.steps_per_execution
+    if replicas > 1 and steps_per_execution > 1:
+        # MirroredStrategy crashes in fit with steps_per_execution > 1 (keras-team/keras#19246)
+        log.warning("trainer.steps_per_execution=%d forced to 1 under %d replicas",
+                    steps_per_execution, replicas)
+        steps_per_execution = 1
+    model.compile(optimizer=build_optimizer(cfg.optimizer, lr),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=cfg.trainer.jit_compile, steps_per_execution=steps_per_execution)
+
+
+def keep_best_model(model: keras.Model, callbacks_cfg: DictConfig, out: Path) -> None:
+    """Leave model.keras holding the weights the test split is evaluated with."""
+    path = out / run_dir.MODEL_FILE
+    if callbacks_cfg.checkpoint.enabled and path.exists():
+        model.load_weights(path)
+    else:
+        model.save(path)
+
+
+def summarize(history: dict[str, list[float]], test: dict[str, float], model: keras.Model,
+              started: float) -> dict[str, Any]:
+    val_acc = history.get("val_accuracy") or [float("nan")]
+    best = max(range(len(val_acc)), key=lambda i: val_acc[i])
+    return {
+        "test_loss": float(test["loss"]),
+        "test_accuracy": float(test["accuracy"]),
+        "best_val_accuracy": float(val_acc[best]),
+        "best_epoch": best + 1,
+        "epochs": len(history.get("loss", [])),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "params": int(model.count_params()),
+    }

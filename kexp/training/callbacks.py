@@ -1,0 +1,62 @@
+"""Keras callbacks from the `callbacks` group, plus the two every run needs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+from omegaconf import DictConfig
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the current learning rate to the epoch logs, so history.csv and MLflow see it."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN/inf loss and remembers where it happened.
+
+    Keras' TerminateOnNaN stops just as fast but leaves no trace a caller can report;
+    the run is marked failed by whoever reads `failure` after `fit`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+        self.failure: str | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failure = (f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}, "
+                            f"step {batch + 1}; lower optimizer.lr or add optimizer.clipnorm")
+            self.model.stop_training = True
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
+    """The switchable callbacks, in the order their effects must apply."""
+    callbacks: list[keras.callbacks.Callback] = []
+    if cfg.early_stopping.enabled:
+        es = cfg.early_stopping
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
+            restore_best_weights=es.restore_best_weights))
+    if cfg.checkpoint.enabled:
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            str(run_dir / "model.keras"), monitor=cfg.checkpoint.monitor,
+            mode=cfg.checkpoint.mode, save_best_only=True))
+    if cfg.reduce_lr.enabled:
+        rl = cfg.reduce_lr
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=rl.monitor, factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+    if cfg.csv_logger.enabled:
+        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / cfg.csv_logger.filename)))
+    return callbacks

@@ -1,0 +1,35 @@
+"""Shared fixtures: composing configs with Hydra's compose API and running kexp as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_train(overrides: list[str] | None = None) -> DictConfig:
+    """The training config exactly as `python -m kexp <overrides>` would compose it."""
+    with initialize_config_module("kexp.conf", version_base="1.3"):
+        return compose("train", overrides=overrides or [])
+
+
+def run_kexp(args: list[str], cwd: Path, module: str = "kexp", timeout: float = 300,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` in `cwd`, as a user would type it."""
+    full_env = {**os.environ, "KEXP_LOG_DIR": str(cwd / "logs"), **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    full_env.pop("KEXP_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

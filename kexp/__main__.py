@@ -12,12 +12,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from kexp.cli import precheck, run_guarded
+from kexp.cli import import_tensorflow_quietly, precheck, run_guarded
 
 
 @hydra.main(version_base="1.3", config_path="pkg://kexp.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    from kexp.train import train  # TensorFlow is imported only when a job runs
+    import_tensorflow_quietly()  # TensorFlow is imported only when a job runs
+    from kexp.train import train
 
     metrics = run_guarded(lambda: train(cfg))
     return metrics.get("test_accuracy") if isinstance(metrics, dict) else None

@@ -33,6 +33,34 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up notices (oneDNN, CPU features) kept off stderr.
+
+    They are written straight to file descriptor 2 before absl logging is set up, so
+    TF_CPP_MIN_LOG_LEVEL cannot silence them; a failed import still shows everything.
+    """
+    if "tensorflow" in sys.modules or debug_enabled() or \
+            os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def config_dir() -> Path:
     """The folder holding train.yaml: conf/ in a checkout, kexp/conf in an installed wheel."""
     import kexp.conf

@@ -7,7 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from kexp.cli import precheck, run_guarded
+from kexp.cli import import_tensorflow_quietly, precheck, run_guarded
 
 
 def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
@@ -15,10 +15,8 @@ def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
     import json
     from pathlib import Path
 
-    import keras
     from omegaconf import OmegaConf
 
-    from kexp import data as datasets
     from kexp import run_dir as outputs
     from kexp.errors import KexpError
 
@@ -27,6 +25,11 @@ def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
         if not (folder / name).is_file():
             raise KexpError(f"run_dir: '{folder}' has no {name}; pass the directory of a "
                             f"finished kexp run (it holds config.yaml and model.keras)")
+    import_tensorflow_quietly()
+    import keras
+
+    from kexp import data as datasets
+
     cfg = OmegaConf.load(folder / outputs.CONFIG_FILE)
     data = datasets.load(cfg.data, global_batch_size=batch_size or cfg.trainer.batch_size,
                          seed=cfg.trainer.seed)

@@ -66,7 +66,7 @@ def plot_learning_curves(history: dict[str, list[float]], run_dir: Path) -> Path
     panels = [(t, keys) for t, keys in panels if keys]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 3.5),
                              squeeze=False)
-    for ax, (title, keys) in zip(axes[0], panels):
+    for ax, (title, keys) in zip(axes[0], panels, strict=False):
         for key in keys:
             values = history[key]
             ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)

@@ -60,7 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
             callbacks=[LearningRateLogger(), guard, *build_callbacks(cfg.callbacks, out),
                        tracker.callback()],
-            verbose=cfg.trainer.verbose).history
+            verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
         if guard.failure:
             raise TrainingFailed(guard.failure)
         keep_best_model(model, cfg.callbacks, out)
@@ -75,7 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                      run_dir.plot_learning_curves(history, out),
                      out / cfg.callbacks.csv_logger.filename):
             tracker.log_artifact(path)
-        tracker.log_model(model)
+        tracker.log_model(model, example=next(iter(data.test))[0][:2])
         ok = True
     finally:
         tracker.finish(ok)

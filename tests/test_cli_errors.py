@@ -25,7 +25,8 @@ CONFIG_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize(("args", "words"), CONFIG_MISTAKES, ids=[" ".join(a) for a, _ in CONFIG_MISTAKES])
+@pytest.mark.parametrize(("args", "words"), CONFIG_MISTAKES,
+                         ids=[" ".join(a) for a, _ in CONFIG_MISTAKES])
 def test_config_mistake_is_one_line_before_tensorflow(workdir, args, words):
     done = run_kexp([*args, "logger=none"], workdir, timeout=60)
     assert done.returncode == 2, done.stderr

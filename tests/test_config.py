@@ -20,7 +20,8 @@ def test_conf_is_the_packaged_config_dir():
             "strategy", "experiment", "debug", "paths"} <= set(groups())
 
 
-@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS,
+                         ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
 def test_every_group_option_composes(group, option):
     cfg = compose_train([f"{group}={option}"])
     for key in ("model", "data", "optimizer", "schedule", "trainer", "callbacks", "logger",

@@ -1,0 +1,49 @@
+"""Data for kexp: `load(data_cfg, global_batch_size, seed)` returns a DataBundle.
+
+Each `data.source` lives in its own module, imported only when used (tensorflow-datasets alone
+takes seconds to import); all of them go through the same pipeline (kexp.data.pipeline).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from kexp.data.bundle import DataBundle, DataSpec
+from kexp.errors import KexpError
+
+__all__ = ["DataBundle", "DataSpec", "SOURCES", "load"]
+
+SOURCES = {
+    "digits": "kexp.data.digits",
+    "tfds": "kexp.data.tfds_source",
+    "npz": "kexp.data.npz",
+    "image_folder": "kexp.data.image_folder",
+}
+
+
+def load(
+    data_cfg: DictConfig | dict[str, Any], global_batch_size: int, seed: int | None
+) -> DataBundle:
+    """Load the splits that `data_cfg` (the `data` config group) describes, batched and ready.
+
+    `seed` fixes the held-out splits, the shuffle order and the augmentation. With seed None the
+    order is random, but splits still use seed 0: evaluating later must see the same test split.
+    """
+    cfg = data_cfg if isinstance(data_cfg, DictConfig) else OmegaConf.create(data_cfg)
+    source = cfg.get("source")
+    if not isinstance(source, str) or source not in SOURCES:
+        raise KexpError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
+    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or (
+        global_batch_size < 1
+    ):
+        raise KexpError(f"global_batch_size: {global_batch_size!r} must be a positive integer")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise KexpError(f"seed: {seed!r} must be an integer or null")
+    from kexp.data import pipeline  # TensorFlow loads here, not when kexp.data is imported
+
+    split_seed = 0 if seed is None else seed % 2**32  # scikit-learn takes 0..2**32-1 only
+    raw = importlib.import_module(SOURCES[source]).load_raw(cfg, split_seed)
+    return pipeline.build(raw, cfg, global_batch_size, seed)

@@ -24,7 +24,7 @@ class DataSpec:
 
 @dataclass
 class DataBundle:
-    """Batched, prefetched splits of (x float32, y int32); only `train` is shuffled and augmented."""
+    """Batched, prefetched (x float32, y int32) splits; only `train` is shuffled and augmented."""
 
     train: tf.data.Dataset
     val: tf.data.Dataset

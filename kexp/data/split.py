@@ -8,7 +8,9 @@ from sklearn.model_selection import train_test_split
 from kexp.errors import KexpError
 
 
-def holdout(labels: np.ndarray, fraction: float, seed: int, key: str) -> tuple[np.ndarray, np.ndarray]:
+def holdout(
+    labels: np.ndarray, fraction: float, seed: int, key: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled indices (kept, held_out) with `fraction` of the examples held out.
 
     Stratified when every class has at least two examples; `key` names the config key in errors.

@@ -51,7 +51,7 @@ def vgg(input_shape: Sequence[int], num_classes: int, depth: int = 11, batch_nor
                         f"{tuple(input_shape)}")
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = pad_to(inputs, MIN_SIZE, input_shape)
-    for stage, (convs, channels) in enumerate(zip(STAGES[depth], CHANNELS)):
+    for stage, (convs, channels) in enumerate(zip(STAGES[depth], CHANNELS, strict=True)):
         for i in range(convs):
             x = conv_block(x, max(1, round(channels * width)), activation=activation,
                            batch_norm=batch_norm, l1=l1, l2=l2,

@@ -43,7 +43,9 @@ def make_strategy(cfg: DictConfig) -> tf.distribute.Strategy:
 
 def describe(strategy: tf.distribute.Strategy, per_replica_batch: int) -> str:
     replicas = strategy.num_replicas_in_sync
-    return (f"strategy {type(strategy).__name__} with {replicas} replica(s), "
+    name = type(strategy).__name__
+    name = "default (no distribution)" if name.startswith("_Default") else name
+    return (f"strategy {name} with {replicas} replica(s), "
             f"global batch {per_replica_batch * replicas} ({per_replica_batch} per replica)")
 
 

@@ -1,0 +1,159 @@
+"""Real runs, as a user starts them: subprocesses of `python -m kexp`, checked through MLflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import compose_train, run_kexp
+
+pytestmark = pytest.mark.slow
+
+
+def run_dirs(logs: Path) -> list[Path]:
+    return sorted(p.parent for p in (logs / "runs").glob("*/config.yaml"))
+
+
+def client(logs: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{logs.resolve()}/mlflow.db")
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    """`python -m kexp` with no arguments: what `make run` does."""
+    cwd = tmp_path_factory.mktemp("default")
+    done = run_kexp([], cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = run_dirs(cwd / "logs")
+    return folder
+
+
+def test_default_run_reaches_090_and_writes_its_outputs(default_run):
+    for name in ("config.yaml", "model.keras", "history.csv", "metrics.json",
+                 "learning_curves.png", "model_summary.txt"):
+        assert (default_run / name).is_file(), name
+    metrics = json.loads((default_run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.90
+    assert metrics["epochs"] == 20 and 1 <= metrics["best_epoch"] <= 20
+    assert metrics["params"] == 50826  # 64-256-128-10 MLP
+    history = (default_run / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[:2] == ["epoch", "accuracy"] and len(history) == 21
+    saved = OmegaConf.load(default_run / "config.yaml")
+    assert saved.paths.output_dir == str(default_run.resolve())  # resolved, not ${hydra:...}
+
+
+def test_default_run_is_one_finished_mlflow_run(default_run):
+    logs = default_run.parents[1]
+    c = client(logs)
+    exp = c.get_experiment_by_name("kexp")
+    (run,) = c.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["optimizer.lr"] == "0.001" and params["model.name"] == "mlp"
+    assert params["trainer.epochs"] == "20" and params["data.name"] == "digits"
+    assert params["model.hidden_units"] == "[256, 128]"
+    metrics = json.loads((default_run / "metrics.json").read_text())
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    val_acc = c.get_metric_history(run.info.run_id, "val_accuracy")
+    assert sorted(m.step for m in val_acc) == list(range(20))
+    assert len(c.get_metric_history(run.info.run_id, "learning_rate")) == 20
+    assert run.data.tags["model"] == "mlp" and run.data.tags["dataset"] == "digits"
+    assert "kexp_version" in run.data.tags
+    artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "metrics.json", "learning_curves.png", "model_summary.txt",
+            "history.csv"} <= artifacts
+    logged = c.search_logged_models([exp.experiment_id])
+    assert logged and logged[0].source_run_id == run.info.run_id
+
+
+def test_eval_reproduces_the_test_metrics(default_run, tmp_path):
+    done = run_kexp([f"run_dir={default_run}"], tmp_path, module="kexp.eval")
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = json.loads((default_run / "eval_metrics.json").read_text())
+    first = json.loads((default_run / "metrics.json").read_text())
+    assert again["test_accuracy"] == pytest.approx(first["test_accuracy"], abs=1e-6)
+    assert f"test_accuracy={first['test_accuracy']:.4f}" in done.stdout
+
+
+def test_eval_of_a_directory_that_is_not_a_run(tmp_path):
+    done = run_kexp([f"run_dir={tmp_path}"], tmp_path, module="kexp.eval")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"kexp: error: run_dir: '{tmp_path}' has no config.yaml; pass the directory of a "
+        "finished kexp run (it holds config.yaml and model.keras)"]
+
+
+def test_console_script_is_installed(tmp_path):
+    exe = shutil.which("kexp", path=str(Path(sys.executable).parent))
+    assert exe, "the kexp console script is not installed next to this Python"
+    done = subprocess.run([exe, "--cfg", "job", "model=mlp", "data=digits"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "hidden_units" in done.stdout
+
+
+def test_non_finite_loss_fails_the_run_and_says_when(tmp_path):
+    done = run_kexp(["optimizer=sgd", "optimizer.lr=1e6", "optimizer.momentum=0.0",
+                     "logger.log_model=false"], tmp_path)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("kexp: error: non-finite loss") and "at epoch 1" in last
+    assert "Traceback" not in done.stderr
+    (run,) = client(tmp_path / "logs").search_runs(
+        [client(tmp_path / "logs").get_experiment_by_name("kexp").experiment_id])
+    assert run.info.status == "FAILED"
+
+
+def test_image_model_too_deep_for_the_data_is_one_line(tmp_path):
+    done = run_kexp(["model=cnn", "model.filters=[8,8,8,8]", "logger=none"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "kexp: error: model=cnn with 4 stages needs images of at least 16x16, got (8, 8, 1); "
+        "use fewer model.filters"]
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    done = run_kexp(["strategy=mirrored", "strategy.virtual_cpus=2", "debug=fast",
+                     "logger=none", "trainer.batch_size=32", "trainer.steps_per_execution=4"],
+                    tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = done.stdout + done.stderr  # Hydra's logging writes to stdout
+    assert "MirroredStrategy with 2 replica(s), global batch 64 (32 per replica)" in said
+    assert "steps_per_execution=4 forced to 1 under 2 replicas" in said
+    (folder,) = run_dirs(tmp_path / "logs")
+    assert json.loads((folder / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_multirun_sweeps_and_concurrent_runs_get_their_own_dirs(tmp_path):
+    sweep = run_kexp(["-m", "model=mlp,cnn", "debug=fast", "logger=none"], tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    jobs = sorted((tmp_path / "logs" / "multiruns").glob("*/*/metrics.json"))
+    assert [OmegaConf.load(p.parent / "config.yaml").model.name for p in jobs] == ["mlp", "cnn"]
+
+    args = [sys.executable, "-m", "kexp", "debug=fast", "logger=none", "trainer.epochs=1"]
+    env = {"KEXP_LOG_DIR": str(tmp_path / "logs"), "PATH": str(Path(sys.executable).parent)}
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert len(run_dirs(tmp_path / "logs")) == 2
+
+
+def test_vgg_on_cifar10_through_tfds_mock(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from kexp.train import train
+
+    cfg = compose_train(["model=vgg", "data=cifar10", "debug=fast", "logger=none",
+                         "trainer.batch_size=16", f"paths.log_dir={tmp_path}",
+                         f"paths.output_dir={tmp_path / 'run'}"])
+    with tfds.testing.mock_data(num_examples=32):
+        metrics = train(cfg)
+    assert metrics["epochs"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["params"] > 9_000_000  # full-width VGG-11 with batch norm
+    assert (tmp_path / "run" / "model.keras").is_file()

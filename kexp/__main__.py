@@ -17,10 +17,13 @@ from kexp.cli import import_tensorflow_quietly, precheck, run_guarded
 
 @hydra.main(version_base="1.3", config_path="pkg://kexp.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    import_tensorflow_quietly()  # TensorFlow is imported only when a job runs
-    from kexp.train import train
+    def job() -> dict:
+        import_tensorflow_quietly()  # TensorFlow is imported only when a job runs
+        from kexp.train import train
 
-    metrics = run_guarded(lambda: train(cfg))
+        return train(cfg)
+
+    metrics = run_guarded(job)
     return metrics.get("test_accuracy") if isinstance(metrics, dict) else None
 
 

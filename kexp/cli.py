@@ -7,6 +7,7 @@ KEXP_DEBUG=1 to see the full traceback instead.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -39,6 +40,14 @@ def import_tensorflow_quietly() -> None:
     They are written straight to file descriptor 2 before absl logging is set up, so
     TF_CPP_MIN_LOG_LEVEL cannot silence them; a failed import still shows everything.
     """
+    if os.environ.get("TF_USE_LEGACY_KERAS", "") not in ("", "0", "false", "False"):
+        # some NVIDIA containers set it; it swaps in Keras 2, which kexp, keras-tuner and
+        # mlflow.keras cannot use
+        raise KexpError("TF_USE_LEGACY_KERAS is set: kexp needs Keras 3; unset it "
+                        "(unset TF_USE_LEGACY_KERAS) and run again")
+    if importlib.util.find_spec("tensorflow") is None:
+        raise KexpError("TensorFlow is not installed: pip install -e '.[cpu]' (or '.[gpu]' "
+                        "for the CUDA build), or `make install`")
     if "tensorflow" in sys.modules or debug_enabled() or \
             os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return

@@ -149,11 +149,12 @@ def test_vgg_on_cifar10_through_tfds_mock(tmp_path):
 
     from kexp.train import train
 
+    # from Python, with no Hydra app around it, the run makes its own dir under log_dir
     cfg = compose_train(["model=vgg", "data=cifar10", "debug=fast", "logger=none",
-                         "trainer.batch_size=16", f"paths.log_dir={tmp_path}",
-                         f"paths.output_dir={tmp_path / 'run'}"])
+                         "trainer.batch_size=16", f"paths.log_dir={tmp_path}"])
     with tfds.testing.mock_data(num_examples=32):
         metrics = train(cfg)
     assert metrics["epochs"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["params"] > 9_000_000  # full-width VGG-11 with batch norm
-    assert (tmp_path / "run" / "model.keras").is_file()
+    (saved,) = (tmp_path / "runs").glob("*/model.keras")
+    assert OmegaConf.load(saved.parent / "config.yaml").data.augment.crop_padding == 4

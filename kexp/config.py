@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kexp.errors import KexpError
@@ -48,12 +49,22 @@ def validate(cfg: DictConfig) -> None:
 _MISSING = object()
 
 
+def is_int(v: Any) -> bool:
+    """True for ints (numpy's too) but not bools, which Python counts as ints."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    """True for ints and floats (numpy's too) but not bools."""
+    return is_int(v) or isinstance(v, (float, np.floating))
+
+
 def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return is_int(v) and v > 0
 
 
 def _non_negative_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+    return is_number(v) and v >= 0
 
 
 def _positive_number(v: Any) -> bool:
@@ -68,7 +79,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.epochs": (_positive_int, "a positive integer"),
     "trainer.batch_size": (_positive_int, "a positive integer"),
     "trainer.steps_per_execution": (_positive_int, "a positive integer"),
-    "trainer.seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "trainer.seed": (is_int, "an integer"),
     "trainer.verbose": (_one_of(0, 1, 2), "0, 1 or 2"),
     "trainer.precision": (
         _one_of("float32", "mixed_float16", "mixed_bfloat16"),
@@ -116,9 +127,9 @@ def _same_kind(value: Any, default: Any) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_int(value)
     if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return is_number(value)
     if isinstance(default, list):
         return isinstance(value, list)
     if isinstance(default, dict):

@@ -158,3 +158,18 @@ def test_vgg_on_cifar10_through_tfds_mock(tmp_path):
     assert metrics["params"] > 9_000_000  # full-width VGG-11 with batch norm
     (saved,) = (tmp_path / "runs").glob("*/model.keras")
     assert OmegaConf.load(saved.parent / "config.yaml").data.augment.crop_padding == 4
+
+
+def test_tfds_dataset_not_on_disk_fails_fast_offline(tmp_path):
+    from kexp.data.tfds_source import online
+
+    if online():
+        pytest.skip("this machine can download MNIST; the offline path cannot be shown here")
+    # a plain tfds.load would hang for minutes here before failing
+    done = run_kexp(["data=mnist"], tmp_path, timeout=60,
+                    env={"TFDS_DATA_DIR": str(tmp_path / "tfds")})
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("kexp: error: data.name: 'mnist' is not in")
+    assert "data.data_dir" in line and "data=image_folder" in line
+    assert not (tmp_path / "logs" / "mlflow.db").exists()  # no run was started

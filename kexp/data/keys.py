@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from kexp.config import is_int, is_number
 from kexp.errors import KexpError
 
 _UNSET = object()
@@ -29,11 +29,6 @@ def get(cfg: DictConfig, key: str, default: Any = _UNSET) -> Any:
     return value
 
 
-def is_number(value: Any) -> bool:
-    """True for ints and floats (numpy too) but not bools."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def fraction(cfg: DictConfig, key: str) -> float:
     """A number strictly between 0 and 1."""
     value = get(cfg, key)
@@ -47,7 +42,7 @@ def positive_int(cfg: DictConfig, key: str, default: Any = _UNSET, allow_none: b
     value = get(cfg, key, default)
     if value is None and allow_none:
         return None
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+    if not is_int(value) or value < 1:
         extra = " or null" if allow_none else ""
         raise KexpError(f"data.{key}: {value!r} must be a positive integer{extra}")
     return int(value)
@@ -56,7 +51,7 @@ def positive_int(cfg: DictConfig, key: str, default: Any = _UNSET, allow_none: b
 def non_negative_int(cfg: DictConfig, key: str, default: Any = _UNSET) -> int:
     """An int >= 0."""
     value = get(cfg, key, default)
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+    if not is_int(value) or value < 0:
         raise KexpError(f"data.{key}: {value!r} must be an integer >= 0")
     return int(value)
 
@@ -95,7 +90,7 @@ def image_size(cfg: DictConfig, default: Any = _UNSET) -> tuple[int, int] | None
     if value is None and default is None:
         return None
     ok = isinstance(value, (list, tuple)) and len(value) == 2
-    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+    if not ok or not all(is_int(v) and v > 0 for v in value):
         raise KexpError(f"data.image_size: {value!r} must be two positive integers [H, W]")
     return int(value[0]), int(value[1])
 

@@ -19,7 +19,7 @@ from kexp.errors import KexpError
 
 CONFIG_MODULE = "kexp.conf"
 EXIT_USAGE = 2  # bad config or input: the user can fix it
-EXIT_FAILED = 1  # the run itself failed (non-finite loss, ...)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 OmegaConf.register_new_resolver("kexp_pid", lambda: str(os.getpid()), use_cache=True, replace=True)
 
@@ -95,6 +95,8 @@ def run_guarded(job: Callable[[], object]) -> object:
         if debug_enabled():
             raise
         fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted; the run directory keeps what was written so far", EXIT_INTERRUPTED)
 
 
 def precheck(argv: Sequence[str], config_name: str) -> None:

@@ -53,7 +53,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
                   params=OmegaConf.to_container(cfg, resolve=True),
                   tags=run_tags(cfg.model.name, cfg.data.name, cfg.tags))
-    ok = False
+    status = "FAILED"
     try:
         guard = NonFiniteLossGuard()
         history = model.fit(
@@ -76,9 +76,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                      out / cfg.callbacks.csv_logger.filename):
             tracker.log_artifact(path)
         tracker.log_model(model, example=next(iter(data.test))[0][:2])
-        ok = True
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
-        tracker.finish(ok)
+        tracker.finish(status)
     log.info("test_accuracy %.4f  test_loss %.4f  (%d epochs, %.1f s) -> %s",
              metrics["test_accuracy"], metrics["test_loss"], metrics["epochs"],
              metrics["wall_seconds"], out)

@@ -173,3 +173,27 @@ def test_tfds_dataset_not_on_disk_fails_fast_offline(tmp_path):
     assert line.startswith("kexp: error: data.name: 'mnist' is not in")
     assert "data.data_dir" in line and "data=image_folder" in line
     assert not (tmp_path / "logs" / "mlflow.db").exists()  # no run was started
+
+
+def test_ctrl_c_ends_the_mlflow_run_killed(tmp_path):
+    import os
+    import signal
+
+    env = {**os.environ, "KEXP_LOG_DIR": str(tmp_path / "logs"), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kexp", "trainer.epochs=1000", "logger.log_model=false",
+         "callbacks.early_stopping.enabled=false"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("Epoch 3/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "kexp: error: interrupted; the run directory keeps what was written so far")
+    c = client(tmp_path / "logs")
+    (run,) = c.search_runs([c.get_experiment_by_name("kexp").experiment_id])
+    assert run.info.status == "KILLED"
+    assert len(c.get_metric_history(run.info.run_id, "loss")) >= 2

@@ -1,4 +1,4 @@
-"""The run lifecycle in MLflow: start, log as training goes, finish FINISHED or FAILED.
+"""The run lifecycle in MLflow: start, log as training goes, end FINISHED, FAILED or KILLED.
 
 The `Tracker` protocol is all the training code sees; `logger=none` swaps in a
 `NullTracker`, so the recipe never asks which backend is on.
@@ -28,7 +28,7 @@ class Tracker(Protocol):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path) -> None: ...
     def log_model(self, model: keras.Model, example: Any) -> None: ...
-    def finish(self, ok: bool) -> None: ...
+    def finish(self, status: str) -> None: ...
     def callback(self) -> keras.callbacks.Callback: ...
 
 
@@ -41,7 +41,7 @@ class NullTracker:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path) -> None: ...
     def log_model(self, model: keras.Model, example: Any) -> None: ...
-    def finish(self, ok: bool) -> None: ...
+    def finish(self, status: str) -> None: ...
 
     def callback(self) -> keras.callbacks.Callback:
         return keras.callbacks.Callback()
@@ -90,9 +90,10 @@ class MlflowTracker:
             model, name="model", signature=infer_signature(x, model.predict(x, verbose=0)),
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
 
-    def finish(self, ok: bool) -> None:
+    def finish(self, status: str) -> None:
+        """End the run as FINISHED, FAILED or KILLED (interrupted by the user)."""
         if self.run_id is not None:
-            self._mlflow.end_run(status="FINISHED" if ok else "FAILED")
+            self._mlflow.end_run(status=status)
 
     def callback(self) -> keras.callbacks.Callback:
         return _EpochMetrics(self)

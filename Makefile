@@ -1,5 +1,6 @@
 # kexp: `make run` trains the default experiment, `make test` runs the test suite.
-# TF=gpu installs the CUDA build of TensorFlow instead of the CPU one.
+# TF=gpu installs the CUDA build of TensorFlow instead of the CPU one; keep it in its own
+# venv (make run TF=gpu VENV=.venv-gpu): the two builds cannot share one.
 PYTHON ?= python3
 VENV ?= .venv
 TF ?= cpu
@@ -11,7 +12,6 @@ PORT ?= 5000
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 
 # reinstall when the project's dependencies change
 $(VENV)/.installed-$(TF): pyproject.toml | $(PY)

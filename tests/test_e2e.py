@@ -69,6 +69,9 @@ def test_default_run_is_one_finished_mlflow_run(default_run):
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "learning_curves.png", "model_summary.txt",
             "history.csv"} <= artifacts
+    # the default store keeps artifacts beside mlflow.db, not in ./mlruns of the cwd
+    assert exp.artifact_location == (logs / "mlartifacts").resolve().as_uri()
+    assert not (logs.parent / "mlruns").exists()
     logged = c.search_logged_models([exp.experiment_id])
     assert logged and logged[0].source_run_id == run.info.run_id
 

@@ -50,18 +50,30 @@ class NullTracker:
 class MlflowTracker:
     """One MLflow run in `experiment` at `tracking_uri`."""
 
-    def __init__(self, tracking_uri: str, experiment: str, log_model: bool = True) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, log_model: bool = True,
+                 artifact_root: Path | None = None) -> None:
+        """`artifact_root`: where a new experiment keeps its artifacts (None: the store's
+        default, which for a SQLite store is ./mlruns in whatever directory the run starts)."""
         import mlflow
 
         self._mlflow = mlflow
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.should_log_model = log_model
+        self.artifact_root = artifact_root
         self.run_id: str | None = None
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        from mlflow.exceptions import MlflowException
+
         mlflow = self._mlflow
         mlflow.set_tracking_uri(self.tracking_uri)
+        if self.artifact_root and mlflow.get_experiment_by_name(self.experiment) is None:
+            try:
+                mlflow.create_experiment(self.experiment,
+                                         artifact_location=self.artifact_root.resolve().as_uri())
+            except MlflowException:
+                pass  # a run started at the same moment created it first
         mlflow.set_experiment(self.experiment)
         run = mlflow.start_run(run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
@@ -115,8 +127,14 @@ def make_tracker(logger_cfg: DictConfig, log_dir: Path) -> Tracker:
     """The tracker `logger.backend` names; MLflow's store defaults to <log_dir>/mlflow.db."""
     if logger_cfg.backend == "none":
         return NullTracker()
-    uri = logger_cfg.get("tracking_uri") or f"sqlite:///{Path(log_dir).resolve()}/mlflow.db"
-    return MlflowTracker(uri, logger_cfg.experiment, logger_cfg.get("log_model", True))
+    log_model = logger_cfg.get("log_model", True)
+    if logger_cfg.get("tracking_uri"):
+        return MlflowTracker(logger_cfg.tracking_uri, logger_cfg.experiment, log_model)
+    # the default store keeps the database and the artifacts together under log_dir
+    log_dir = Path(log_dir).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return MlflowTracker(f"sqlite:///{log_dir}/mlflow.db", logger_cfg.experiment, log_model,
+                         artifact_root=log_dir / "mlartifacts")
 
 
 def run_tags(model_name: str, data_name: str, extra: dict[str, Any]) -> dict[str, str]:

@@ -21,7 +21,12 @@ from kexp.config import check_complete, validate
 from kexp.errors import KexpError, TrainingFailed
 from kexp.tracking import make_tracker
 from kexp.tracking.tracker import run_tags
-from kexp.training.callbacks import LearningRateLogger, NonFiniteLossGuard, build_callbacks
+from kexp.training.callbacks import (
+    GracefulInterrupt,
+    LearningRateLogger,
+    NonFiniteLossGuard,
+    build_callbacks,
+)
 from kexp.training.optimizers import build_optimizer
 from kexp.training.precision import precision_policy, seed_everything
 from kexp.training.schedules import build_schedule
@@ -55,12 +60,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                   tags=run_tags(cfg.model.name, cfg.data.name, cfg.tags))
     status = "FAILED"
     try:
-        guard = NonFiniteLossGuard()
+        guard, interrupt = NonFiniteLossGuard(), GracefulInterrupt()
         history = model.fit(
             data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
-            callbacks=[LearningRateLogger(), guard, *build_callbacks(cfg.callbacks, out),
-                       tracker.callback()],
+            callbacks=[interrupt, LearningRateLogger(), guard,
+                       *build_callbacks(cfg.callbacks, out), tracker.callback()],
             verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
+        if interrupt.interrupted:
+            raise KeyboardInterrupt
         if guard.failure:
             raise TrainingFailed(guard.failure)
         keep_best_model(model, cfg.callbacks, out)

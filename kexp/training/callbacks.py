@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from pathlib import Path
 
 import keras
@@ -39,6 +41,38 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             self.failure = (f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}, "
                             f"step {batch + 1}; lower optimizer.lr or add optimizer.clipnorm")
             self.model.stop_training = True
+
+
+class GracefulInterrupt(keras.callbacks.Callback):
+    """The first Ctrl-C stops training after the current batch; a second one stops at once.
+
+    A KeyboardInterrupt raised in the middle of a TensorFlow step can tear down tf.data
+    iterators that background threads still use; under load that was seen to crash the
+    process with heap corruption (SIGABRT) instead of ending the run cleanly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+        self._previous = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.interrupted:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.interrupted:  # asked twice: the user wants out now
+            raise KeyboardInterrupt
+        self.interrupted = True
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[keras.callbacks.Callback]:

@@ -378,7 +378,7 @@ def test_tfds_missing_data_fails_fast_offline(tmp_path):
     cfg = data_cfg("mnist", data_dir=str(tmp_path), download=False)
     start = time.monotonic()
     assert_error(r"'mnist' is not in .* and data.download is false", cfg)
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 10  # the bound; here it takes ~0.1 s
     if online():
         pytest.skip("this machine reaches the internet: download=true would really download")
     start = time.monotonic()

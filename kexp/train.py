@@ -82,7 +82,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                      run_dir.plot_learning_curves(history, out),
                      out / cfg.callbacks.csv_logger.filename):
             tracker.log_artifact(path)
-        tracker.log_model(model, example=next(iter(data.test))[0][:2])
+        tracker.log_model(model, examples=data.test)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from kexp.config import is_int
 from kexp.data.bundle import DataBundle, DataSpec
 from kexp.errors import KexpError
 
@@ -36,11 +37,9 @@ def load(
     source = cfg.get("source")
     if not isinstance(source, str) or source not in SOURCES:
         raise KexpError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
-    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or (
-        global_batch_size < 1
-    ):
+    if not is_int(global_batch_size) or global_batch_size < 1:
         raise KexpError(f"global_batch_size: {global_batch_size!r} must be a positive integer")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    if seed is not None and not is_int(seed):
         raise KexpError(f"seed: {seed!r} must be an integer or null")
     from kexp.data import pipeline  # TensorFlow loads here, not when kexp.data is imported
 

@@ -26,14 +26,13 @@ def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
             raise KexpError(f"run_dir: '{folder}' has no {name}; pass the directory of a "
                             f"finished kexp run (it holds config.yaml and model.keras)")
     import_tensorflow_quietly()
-    import keras
-
     from kexp import data as datasets
+    from kexp.models import load_model
 
     cfg = OmegaConf.load(folder / outputs.CONFIG_FILE)
     data = datasets.load(cfg.data, global_batch_size=batch_size or cfg.trainer.batch_size,
                          seed=cfg.trainer.seed)
-    model = keras.saving.load_model(folder / outputs.MODEL_FILE)  # safe_mode stays on
+    model = load_model(folder / outputs.MODEL_FILE)
     result = model.evaluate(data.test, verbose=0, return_dict=True)
     metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
                "num_test": data.spec.num_test}

@@ -51,7 +51,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     steps_per_epoch = max(1, math.ceil(data.spec.num_train / global_batch))
 
     with precision_policy(cfg.trainer.precision), strategy.scope():
-        model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes)
+        model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes,
+                             vocab_size=data.spec.vocab_size)
         compile_model(model, cfg, steps_per_epoch, replicas)
 
     tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))

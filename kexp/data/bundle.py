@@ -14,17 +14,20 @@ class DataSpec:
     """Static facts about the data a model needs, and the split sizes actually used."""
 
     name: str
-    input_shape: tuple[int, ...]  # one example, always (H, W, C)
+    input_shape: tuple[int, ...]  # one example: (H, W, C) images or (sequence_length,) token ids
     num_classes: int
     class_names: list[str]
     num_train: int
     num_val: int
     num_test: int
+    vocab_size: int | None = None  # text only: token ids run 0..vocab_size-1 (0 pads, 1 is OOV)
 
 
 @dataclass
 class DataBundle:
-    """Batched, prefetched (x float32, y int32) splits; only `train` is shuffled and augmented."""
+    """Batched, prefetched (x, y int32) splits; only `train` is shuffled and augmented.
+
+    x is float32 images, or int32 token ids for text."""
 
     train: tf.data.Dataset
     val: tf.data.Dataset

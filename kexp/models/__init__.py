@@ -2,13 +2,15 @@
 
 Adding a family is one file here (a function `family(input_shape, num_classes, **knobs)`
 returning a `keras.Model`) plus one yaml in conf/model/ whose `_target_` names it. A
-user's own builder works the same way from their own package.
+user's own builder works the same way from their own package. Text builders also take
+`vocab_size`; that is how `build` tells sequence models from image models.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,14 +30,27 @@ def resolve_builder(target: str) -> Callable[..., Any]:
         raise KexpError(f"model._target_: cannot import '{target}' ({exc})") from None
 
 
-def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int):
+_DATA_ARGS = ("input_shape", "num_classes", "vocab_size")
+
+
+def names() -> list[str]:
+    """Every model preset and family: the options of the `model` config group."""
+    from kexp.cli import group_options
+
+    return group_options("model")
+
+
+def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
+          vocab_size: int | None = None):
     """Build the model that `model_cfg` describes for inputs of `input_shape`.
 
     Args:
         model_cfg: the `model` config group: `_target_` (dotted path of the builder),
             `name`, and the builder's keyword arguments.
-        input_shape: shape of one example, e.g. `(32, 32, 3)`.
+        input_shape: shape of one example, e.g. `(32, 32, 3)` for images or
+            `(sequence_length,)` for token ids.
         num_classes: number of output classes.
+        vocab_size: size of the token vocabulary for text data; None for images.
 
     Returns:
         An uncompiled `keras.Model` with a float32 softmax output.
@@ -44,17 +59,38 @@ def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int):
     knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
              if k not in _META_KEYS}
     accepted = inspect.signature(builder).parameters
-    unknown = sorted(k for k in knobs if k not in accepted)
+    unknown = sorted(k for k in knobs if k not in accepted or k in _DATA_ARGS)
     if unknown:
         raise KexpError(
             f"model.{unknown[0]}: not a setting of {model_cfg._target_}; "
-            f"valid: {', '.join(p for p in accepted if p not in ('input_shape', 'num_classes'))}"
+            f"valid: {', '.join(p for p in accepted if p not in _DATA_ARGS)}"
         )
+    name = model_cfg.get("name", model_cfg._target_)
+    takes_text = "vocab_size" in accepted
+    if takes_text and vocab_size is None:
+        raise KexpError(f"model={name} reads token sequences but the data are images; use a "
+                        f"text data set (data=imdb_reviews, data=ag_news_subset, data=text_csv)")
+    if not takes_text and vocab_size is not None:
+        raise KexpError(f"model={name} reads images but the data are token sequences; use a "
+                        f"text model (model=lstm, model=transformer, model=tcn, ...)")
+    if takes_text:
+        knobs["vocab_size"] = int(vocab_size)
     try:
         return builder(input_shape=tuple(input_shape), num_classes=num_classes, **knobs)
     except ValueError as exc:
         # Keras reports an input too small for the architecture deep inside a layer
         raise KexpError(
-            f"model={model_cfg.get('name', model_cfg._target_)} cannot take inputs of shape "
+            f"model={name} cannot take inputs of shape "
             f"{tuple(input_shape)}: {str(exc).splitlines()[0]}"
         ) from None
+
+
+def load_model(path):
+    """`keras.saving.load_model` with kexp's custom layers registered (safe mode stays on)."""
+    import keras
+
+    import kexp.models
+
+    for module in pkgutil.iter_modules(kexp.models.__path__):
+        importlib.import_module(f"kexp.models.{module.name}")  # registers their layers
+    return keras.saving.load_model(path)

@@ -19,6 +19,23 @@ def check_activation(name: str) -> str:
     return name
 
 
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
+                "lecun_uniform", "random_normal", "random_uniform", "truncated_normal",
+                "orthogonal", "zeros", "ones")
+
+
+def check_initializer(name: str) -> str:
+    if name not in INITIALIZERS:
+        raise KexpError(f"model.kernel_initializer: '{name}' is not valid; expected one of "
+                        f"{', '.join(INITIALIZERS)}")
+    return name
+
+
+def scaled(channels: int, width: float) -> int:
+    """`channels` times the `width` multiplier, at least 1."""
+    return max(1, round(channels * width))
+
+
 def regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
     """An L1/L2 weight penalty, or None when both are zero (no extra loss terms)."""
     if not l1 and not l2:
@@ -31,7 +48,7 @@ def conv_block(x, filters: int, *, kernel_size: int = 3, activation: str = "relu
                kernel_initializer: str = "he_normal", name: str | None = None):
     """conv -> (batch norm) -> activation; the conv has no bias when batch norm follows it."""
     x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
-                      kernel_initializer=kernel_initializer,
+                      kernel_initializer=check_initializer(kernel_initializer),
                       kernel_regularizer=regularizer(l1, l2),
                       name=f"{name}_conv" if name else None)(x)
     if batch_norm:
@@ -45,7 +62,8 @@ def dense_stack(x, units: Sequence[int], *, activation: str, dropout: float,
     for i, n in enumerate(units):
         if int(n) <= 0:
             raise KexpError(f"model: dense layer sizes must be positive, got {list(units)}")
-        x = layers.Dense(int(n), use_bias=not batch_norm, kernel_initializer=kernel_initializer,
+        x = layers.Dense(int(n), use_bias=not batch_norm,
+                         kernel_initializer=check_initializer(kernel_initializer),
                          kernel_regularizer=regularizer(l1, l2), name=f"dense_{i}")(x)
         if batch_norm:
             x = layers.BatchNormalization(name=f"dense_{i}_bn")(x)
@@ -58,7 +76,7 @@ def dense_stack(x, units: Sequence[int], *, activation: str, dropout: float,
 def classifier(x, num_classes: int, *, l1: float = 0.0, l2: float = 0.0,
                kernel_initializer: str = "glorot_uniform"):
     """Logits -> softmax, the softmax kept in float32 so mixed precision stays stable."""
-    x = layers.Dense(num_classes, kernel_initializer=kernel_initializer,
+    x = layers.Dense(num_classes, kernel_initializer=check_initializer(kernel_initializer),
                      kernel_regularizer=regularizer(l1, l2), name="logits")(x)
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 

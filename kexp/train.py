@@ -54,11 +54,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes,
                              vocab_size=data.spec.vocab_size)
         compile_model(model, cfg, steps_per_epoch, replicas)
+    card = model_card(model)
 
     tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
     tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
                   params=OmegaConf.to_container(cfg, resolve=True),
                   tags=run_tags(cfg.model.name, cfg.data.name, cfg.tags))
+    tracker.log_metrics(card)  # logged first, so even a failed run can be compared by cost
     status = "FAILED"
     try:
         guard, interrupt = NonFiniteLossGuard(), GracefulInterrupt()
@@ -74,7 +76,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         keep_best_model(model, cfg.callbacks, out)
         test = model.evaluate(data.test, verbose=0, return_dict=True)
 
-        metrics = summarize(history, test, model, started)
+        metrics = {**summarize(history, test, started), **card}
         tracker.log_metrics({"test_loss": metrics["test_loss"],
                              "test_accuracy": metrics["test_accuracy"],
                              "best_val_accuracy": metrics["best_val_accuracy"]})
@@ -123,7 +125,12 @@ def keep_best_model(model: keras.Model, callbacks_cfg: DictConfig, out: Path) ->
         model.save(path)
 
 
-def summarize(history: dict[str, list[float]], test: dict[str, float], model: keras.Model,
+def model_card(model: keras.Model) -> dict[str, int]:
+    """What a model costs: its parameters and its forward FLOPs for one example."""
+    return {"params": int(model.count_params()), "flops": models.count_flops(model)}
+
+
+def summarize(history: dict[str, list[float]], test: dict[str, float],
               started: float) -> dict[str, Any]:
     val_acc = history.get("val_accuracy") or [float("nan")]
     best = max(range(len(val_acc)), key=lambda i: val_acc[i])
@@ -134,5 +141,4 @@ def summarize(history: dict[str, list[float]], test: dict[str, float], model: ke
         "best_epoch": best + 1,
         "epochs": len(history.get("loss", [])),
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "params": int(model.count_params()),
     }

@@ -43,6 +43,7 @@ def test_default_run_reaches_090_and_writes_its_outputs(default_run):
     assert metrics["test_accuracy"] >= 0.90
     assert metrics["epochs"] == 20 and 1 <= metrics["best_epoch"] <= 20
     assert metrics["params"] == 50826  # 64-256-128-10 MLP
+    assert metrics["flops"] == 2 * (64 * 256 + 256 * 128 + 128 * 10)  # the run card
     history = (default_run / "history.csv").read_text().splitlines()
     assert history[0].split(",")[:2] == ["epoch", "accuracy"] and len(history) == 21
     saved = OmegaConf.load(default_run / "config.yaml")
@@ -61,6 +62,8 @@ def test_default_run_is_one_finished_mlflow_run(default_run):
     assert params["model.hidden_units"] == "[256, 128]"
     metrics = json.loads((default_run / "metrics.json").read_text())
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert run.data.metrics["params"] == metrics["params"]
+    assert run.data.metrics["flops"] == metrics["flops"]
     val_acc = c.get_metric_history(run.info.run_id, "val_accuracy")
     assert sorted(m.step for m in val_acc) == list(range(20))
     assert len(c.get_metric_history(run.info.run_id, "learning_rate")) == 20

@@ -17,6 +17,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from kexp.errors import KexpError
+from kexp.models.flops import count_flops
+
+__all__ = ["build", "count_flops", "load_model", "names", "resolve_builder"]
 
 # keys in a model yaml that describe the model rather than feed the builder
 _META_KEYS = ("_target_", "name")

@@ -43,11 +43,13 @@ def regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
     return keras.regularizers.L1L2(l1=float(l1), l2=float(l2))
 
 
-def conv_block(x, filters: int, *, kernel_size: int = 3, activation: str = "relu",
+def conv_block(x, filters: int, *, kernel_size: int = 3, strides: int = 1, padding: str = "same",
+               activation: str = "relu",
                batch_norm: bool = False, l1: float = 0.0, l2: float = 0.0,
                kernel_initializer: str = "he_normal", name: str | None = None):
     """conv -> (batch norm) -> activation; the conv has no bias when batch norm follows it."""
-    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                      use_bias=not batch_norm,
                       kernel_initializer=check_initializer(kernel_initializer),
                       kernel_regularizer=regularizer(l1, l2),
                       name=f"{name}_conv" if name else None)(x)

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from kexp.models.layers import classifier, dense_stack
+from kexp.models.layers import classifier, dense_stack, scaled
 
 
 def mlp(input_shape: Sequence[int], num_classes: int, hidden_units: Sequence[int] = (256, 128),
         activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
-        l1: float = 0.0, l2: float = 0.0,
+        width: float = 1.0, l1: float = 0.0, l2: float = 0.0,
         kernel_initializer: str = "glorot_uniform") -> keras.Model:
     """Builds an MLP classifier.
 
@@ -23,6 +23,7 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden_units: Sequence[int
         activation: activation of the hidden layers.
         dropout: dropout rate after each hidden layer.
         batch_norm: batch normalization before each hidden activation.
+        width: multiplier on every hidden layer's width.
         l1: L1 weight penalty on every kernel.
         l2: L2 weight penalty on every kernel.
         kernel_initializer: initializer of every kernel.
@@ -32,7 +33,8 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden_units: Sequence[int
     """
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = layers.Flatten(name="flatten")(inputs)
-    x = dense_stack(x, hidden_units, activation=activation, dropout=dropout,
+    x = dense_stack(x, [scaled(int(n), width) for n in hidden_units], activation=activation,
+                    dropout=dropout,
                     batch_norm=batch_norm, l1=l1, l2=l2, kernel_initializer=kernel_initializer)
     outputs = classifier(x, num_classes, l1=l1, l2=l2, kernel_initializer=kernel_initializer)
     return keras.Model(inputs, outputs, name="mlp")

@@ -15,6 +15,7 @@ METRICS_FILE = "metrics.json"
 CURVES_FILE = "learning_curves.png"
 SUMMARY_FILE = "model_summary.txt"
 MODEL_FILE = "model.keras"
+VOCABULARY_FILE = "vocabulary.txt"  # text runs: data.vocabulary_file=<run>/vocabulary.txt reuses it
 
 
 def output_dir(cfg: DictConfig) -> Path:

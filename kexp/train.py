@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from kexp import data as datasets
 from kexp import models, run_dir
 from kexp.config import check_complete, validate
+from kexp.data.text import save_vocabulary
 from kexp.errors import KexpError, TrainingFailed
 from kexp.tracking import make_tracker
 from kexp.tracking.tracker import run_tags
@@ -80,10 +81,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         tracker.log_metrics({"test_loss": metrics["test_loss"],
                              "test_accuracy": metrics["test_accuracy"],
                              "best_val_accuracy": metrics["best_val_accuracy"]})
-        for path in (run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
+        artifacts = [run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
                      run_dir.write_summary(model, out),
                      run_dir.plot_learning_curves(history, out),
-                     out / cfg.callbacks.csv_logger.filename):
+                     out / cfg.callbacks.csv_logger.filename]
+        if data.vocabulary is not None:  # text: the words behind the token ids the model reads
+            artifacts.append(save_vocabulary(data.vocabulary, out / run_dir.VOCABULARY_FILE))
+        for path in artifacts:
             tracker.log_artifact(path)
         tracker.log_model(model, examples=data.test)
         status = "FINISHED"

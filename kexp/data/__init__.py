@@ -22,6 +22,8 @@ SOURCES = {
     "tfds": "kexp.data.tfds_source",
     "npz": "kexp.data.npz",
     "image_folder": "kexp.data.image_folder",
+    "tfds_text": "kexp.data.tfds_text",
+    "text_csv": "kexp.data.text_csv",
 }
 
 

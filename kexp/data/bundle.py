@@ -33,3 +33,6 @@ class DataBundle:
     val: tf.data.Dataset
     test: tf.data.Dataset
     spec: DataSpec
+    # text only: the token of each id, vocabulary[0] = "" (padding), [1] = "[UNK]" (OOV);
+    # kexp.data.text.save_vocabulary writes it for data.vocabulary_file
+    vocabulary: list[str] | None = None

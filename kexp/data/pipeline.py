@@ -22,6 +22,7 @@ class RawSplits:
     """What a source hands over: unbatched (image, label) datasets plus metadata.
 
     Images are rank-3 (H, W, C) of any numeric dtype with a fully known shape; labels are ints.
+    Text sources hand over scalar tf.string texts instead (built by kexp.data.text).
     `auto_scale` is what `data.scale: auto` means for this source (None: 255 for uint8, else 1).
     """
 
@@ -51,6 +52,10 @@ def from_arrays(
 def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int) -> DataBundle:
     """Turn a source's raw splits into the batched DataBundle described by `cfg`."""
     x_spec = raw.train.element_spec[0]
+    if x_spec.dtype == tf.string:  # text: tokenized by its own half of the pipeline
+        from kexp.data import text
+
+        return text.build(raw, cfg, global_batch_size, seed)
     input_shape = tuple(x_spec.shape)
     if len(input_shape) != 3 or None in input_shape:
         raise KexpError(f"data: images must have a fixed (H, W, C) shape, got {input_shape}")

@@ -22,6 +22,9 @@ from kexp.errors import KexpError
 
 PROBE_URL = "https://storage.googleapis.com/"  # where TFDS fetches most datasets from
 PROBE_TIMEOUT_S = 3.0
+# where error messages send a user whose data TFDS cannot provide (kexp.data.tfds_text has its own)
+OWN_FILES = "data=image_folder or data=npz"
+EXPORT = "export the images and use data=image_folder"
 
 
 def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
@@ -59,13 +62,14 @@ def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
     )
 
 
-def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+def _builder(name: str, data_dir: str | None, own_files: str = OWN_FILES,
+             what: str = "images") -> tfds.core.DatasetBuilder:
     try:
         return tfds.builder(name, data_dir=data_dir)
     except tfds.core.DatasetNotFoundError:
         raise KexpError(f"data.name: {name!r} is not a TFDS dataset (see "
                         f"https://www.tensorflow.org/datasets/catalog/overview); for your own "
-                        f"images use data=image_folder or data=npz") from None
+                        f"{what} use {own_files}") from None
     except (ValueError, AssertionError) as err:  # e.g. an unknown version 'mnist:9.9.9'
         raise KexpError(f"data.name: {name!r}: {str(err).splitlines()[0]}") from None
 
@@ -81,11 +85,13 @@ def _feature_keys(info: tfds.core.DatasetInfo, name: str) -> tuple[str, str]:
             and isinstance(features[pair[0]], tfds.features.Image)
             and isinstance(features[pair[1]], tfds.features.ClassLabel)):
         raise KexpError(f"data.name: {name!r} is not an image-classification dataset "
-                        f"(kexp needs an image and a class label; it has {present})")
+                        f"(kexp needs an image and a class label; it has {present}); for text "
+                        f"datasets use data.source=tfds_text (as data=imdb_reviews does)")
     return pair[0], pair[1]
 
 
-def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, download: bool) -> None:
+def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, download: bool,
+                     own_files: str = OWN_FILES) -> None:
     if builder.is_prepared():
         return
     try:
@@ -103,7 +109,7 @@ def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, download: boo
             f"data.name: {where} and this machine cannot reach the internet to download it; "
             f"prepare it on a machine that can (`tfds build {name}` or tfds.load({name!r})), copy "
             f"the tensorflow_datasets folder here and set data.data_dir=DIR (or TFDS_DATA_DIR), "
-            f"or use your own files with data=image_folder or data=npz")
+            f"or use your own files with {own_files}")
     try:
         builder.download_and_prepare()
     except Exception as err:  # network, disk or checksum trouble, all reported the same way
@@ -112,7 +118,8 @@ def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, download: boo
                         ) from None
 
 
-def _split_names(info: tfds.core.DatasetInfo, name: str, val_fraction: float) -> list[str]:
+def _split_names(info: tfds.core.DatasetInfo, name: str, val_fraction: float,
+                 export: str = EXPORT) -> list[str]:
     keep = round(100 * (1 - val_fraction), 4)  # TFDS accepts fractional percents (train[:87.5%])
     train, val = f"train[:{keep:g}%]", f"train[{keep:g}%:]"
     available = list(info.splits.keys())  # empty under tfds.testing.mock_data: assume train/test
@@ -121,8 +128,7 @@ def _split_names(info: tfds.core.DatasetInfo, name: str, val_fraction: float) ->
     if "train" in available and "validation" in available:
         return [train, val, "validation"]  # e.g. imagenette: its validation split is the test set
     raise KexpError(f"data.name: {name!r} has splits {available}; kexp needs 'train' plus 'test' "
-                    f"(or 'validation'); for other layouts export the images and use "
-                    f"data=image_folder")
+                    f"(or 'validation'); for other layouts {export}")
 
 
 def online(timeout: float = PROBE_TIMEOUT_S) -> bool:

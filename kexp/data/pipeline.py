@@ -80,10 +80,7 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int) ->
         return ds.cache() if cache else ds
 
     train, val, test = prepare(raw.train), prepare(raw.val), prepare(raw.test)
-    counts = {name: _count(ds) for name, ds in (("train", train), ("val", val), ("test", test))}
-    for name, count in counts.items():
-        if count == 0:
-            raise KexpError(f"data: the {name} split is empty (check data.val_fraction / the data)")
+    counts = count_splits(train, val, test)
 
     train = train.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     train = train.batch(global_batch_size)
@@ -137,7 +134,18 @@ def _mean_std(cfg: DictConfig, channels: int) -> tuple[tf.Tensor | None, tf.Tens
     return tf.constant(values["mean"]), tf.constant(values["std"])
 
 
-def _count(ds: tf.data.Dataset) -> int:
+def count_splits(train: tf.data.Dataset, val: tf.data.Dataset, test: tf.data.Dataset
+                 ) -> dict[str, int]:
+    """Examples per split, none of them empty; iterating cached splits here fills the caches."""
+    counts = {"train": count_examples(train), "val": count_examples(val),
+              "test": count_examples(test)}
+    for name, count in counts.items():
+        if count == 0:
+            raise KexpError(f"data: the {name} split is empty (check data.val_fraction / the data)")
+    return counts
+
+
+def count_examples(ds: tf.data.Dataset) -> int:
     """Examples in a finite dataset; iterating a cached one here also fills its cache."""
     n = int(ds.cardinality())
     if n >= 0:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
-from kexp.data.pipeline import RawSplits, _count
+from kexp.data.pipeline import RawSplits, count_examples, count_splits
 from kexp.errors import KexpError
 
 PAD, OOV = "", "[UNK]"  # ids 0 and 1, as TextVectorization names them
@@ -63,7 +63,7 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
         _set_vocabulary(vectorizer, tokens, max_tokens, vocabulary_file)
     vocabulary = [str(token) for token in vectorizer.get_vocabulary()]
     if len(vocabulary) <= 2:  # nothing to learn from (and a lookup table left uninitialized)
-        n = _count(splits["train"])
+        n = count_examples(splits["train"])
         if n == 0:
             raise KexpError("data: the train split is empty (check data.val_fraction / the data)")
         raise KexpError(f"data: the {n} training texts have no words left after "
@@ -78,10 +78,7 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
         return ds.cache() if cache else ds
 
     train, val, test = (prepare(splits[name]) for name in ("train", "val", "test"))
-    counts = {name: _count(ds) for name, ds in (("train", train), ("val", val), ("test", test))}
-    for name, count in counts.items():
-        if count == 0:
-            raise KexpError(f"data: the {name} split is empty (check data.val_fraction / the data)")
+    counts = count_splits(train, val, test)
     # unbatch() hid the sizes; knowing them gives Keras its steps per epoch (no "ran out of data")
     train, val, test = (ds.apply(tf.data.experimental.assert_cardinality(counts[name]))
                         for name, ds in (("train", train), ("val", val), ("test", test)))

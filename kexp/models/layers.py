@@ -9,7 +9,8 @@ from keras import layers
 
 from kexp.errors import KexpError
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "swish", "tanh", "sigmoid", "selu", "mish")
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "gelu", "swish", "tanh", "sigmoid", "selu",
+               "mish")
 
 
 def check_activation(name: str) -> str:

@@ -8,7 +8,7 @@ from tests.conftest import run_kexp
 
 # (arguments, words the one-line message must contain)
 CONFIG_MISTAKES = [
-    (["model=vgx"], ["model", "vgx", "cnn, mlp, vgg"]),
+    (["model=vgx"], ["model", "vgx", "vgg, vgg11"]),
     (["data=cifar11"], ["data", "cifar11", "cifar10"]),
     (["optimizer=adamm"], ["optimizer", "adamm", "adam"]),
     (["trainer.epoch=3"], ["trainer.epoch"]),

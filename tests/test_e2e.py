@@ -120,8 +120,8 @@ def test_image_model_too_deep_for_the_data_is_one_line(tmp_path):
     done = run_kexp(["model=cnn", "model.filters=[8,8,8,8]", "logger=none"], tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "kexp: error: model=cnn with 4 stages needs images of at least 16x16, got (8, 8, 1); "
-        "use fewer model.filters"]
+        "kexp: error: model=cnn with 4 stages of same 3x3 convs needs images of at least 16x16, "
+        "got (8, 8, 1); use fewer model.filters"]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):

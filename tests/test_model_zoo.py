@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from kexp.errors import KexpError
 from kexp.models import build, names, resolve_builder
 from tests.test_models import model_cfg
 
@@ -79,3 +80,10 @@ def test_preset_takes_a_training_step(name, data):
     changed = sum(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights,
                                                                     strict=True))
     assert changed > 0.5 * len(before)  # the step reached most of the network
+
+
+def test_text_models_refuse_images_and_image_models_refuse_text():
+    with pytest.raises(KexpError, match=r"model=lstm reads token sequences .*data=imdb_reviews"):
+        build(model_cfg("lstm"), (28, 28, 1), 10)
+    with pytest.raises(KexpError, match=r"model=resnet20 reads images .*model=lstm"):
+        build(model_cfg("resnet20"), (SEQUENCE_LENGTH,), 2, vocab_size=VOCAB)

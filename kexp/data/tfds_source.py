@@ -30,21 +30,17 @@ EXPORT = "export the images and use data=image_folder"
 def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
     """train[:1-val%] / train[1-val%:] / test of data.name, fetched first when allowed."""
     del seed  # TFDS slices are deterministic; nothing random happens here
-    name = keys.string(cfg, "name")
-    data_dir = keys.get(cfg, "data_dir", None)
-    data_dir = os.path.expanduser(str(data_dir)) if data_dir else None
-    download = keys.boolean(cfg, "download", True)
-    val_fraction = keys.fraction(cfg, "val_fraction")
+    name, data_dir, download, val_fraction = settings(cfg)
     size = keys.image_size(cfg, default=None)  # optional: only needed for varying image sizes
 
-    builder = _builder(name, data_dir)
+    builder = builder_for(name, data_dir)
     image_key, label_key = _feature_keys(builder.info, name)
     image = builder.info.features[image_key]
     if size is None and None in image.shape:
         raise KexpError(f"data.name: {name!r} has images of varying size {image.shape}; "
                         f"set +data.image_size=[H,W] to resize them")
-    _ensure_prepared(builder, name, download)
-    splits = _split_names(builder.info, name, val_fraction)
+    ensure_prepared(builder, name, download)
+    splits = split_names(builder.info, name, val_fraction)
     datasets = builder.as_dataset(split=splits, shuffle_files=False)
 
     def to_pair(example):
@@ -62,7 +58,14 @@ def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
     )
 
 
-def _builder(name: str, data_dir: str | None, own_files: str = OWN_FILES,
+def settings(cfg: DictConfig) -> tuple[str, str | None, bool, float]:
+    """data.name, data.data_dir, data.download and data.val_fraction, checked."""
+    data_dir = keys.get(cfg, "data_dir", None)
+    return (keys.string(cfg, "name"), os.path.expanduser(str(data_dir)) if data_dir else None,
+            keys.boolean(cfg, "download", True), keys.fraction(cfg, "val_fraction"))
+
+
+def builder_for(name: str, data_dir: str | None, own_files: str = OWN_FILES,
              what: str = "images") -> tfds.core.DatasetBuilder:
     try:
         return tfds.builder(name, data_dir=data_dir)
@@ -90,7 +93,7 @@ def _feature_keys(info: tfds.core.DatasetInfo, name: str) -> tuple[str, str]:
     return pair[0], pair[1]
 
 
-def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, download: bool,
+def ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, download: bool,
                      own_files: str = OWN_FILES) -> None:
     if builder.is_prepared():
         return
@@ -118,7 +121,7 @@ def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, download: boo
                         ) from None
 
 
-def _split_names(info: tfds.core.DatasetInfo, name: str, val_fraction: float,
+def split_names(info: tfds.core.DatasetInfo, name: str, val_fraction: float,
                  export: str = EXPORT) -> list[str]:
     keep = round(100 * (1 - val_fraction), 4)  # TFDS accepts fractional percents (train[:87.5%])
     train, val = f"train[:{keep:g}%]", f"train[{keep:g}%:]"

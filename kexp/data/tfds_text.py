@@ -7,15 +7,13 @@ seconds. The texts stay strings here; kexp.data.text turns them into token ids.
 
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from omegaconf import DictConfig
 
 from kexp.data import keys
 from kexp.data.pipeline import RawSplits
-from kexp.data.tfds_source import _builder, _ensure_prepared, _split_names
+from kexp.data.tfds_source import builder_for, ensure_prepared, settings, split_names
 from kexp.errors import KexpError
 
 OWN_FILES = "data=text_csv"
@@ -25,16 +23,12 @@ EXPORT = "export the texts to a CSV file and use data=text_csv"
 def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
     """(text, label) splits of data.name; several text features are joined with a space."""
     del seed  # TFDS slices are deterministic; nothing random happens here
-    name = keys.string(cfg, "name")
-    data_dir = keys.get(cfg, "data_dir", None)
-    data_dir = os.path.expanduser(str(data_dir)) if data_dir else None
-    download = keys.boolean(cfg, "download", True)
-    val_fraction = keys.fraction(cfg, "val_fraction")
+    name, data_dir, download, val_fraction = settings(cfg)
 
-    builder = _builder(name, data_dir, own_files=OWN_FILES, what="texts")
+    builder = builder_for(name, data_dir, own_files=OWN_FILES, what="texts")
     text_keys, label_key = _feature_keys(cfg, builder.info, name)
-    _ensure_prepared(builder, name, download, own_files=OWN_FILES)
-    splits = _split_names(builder.info, name, val_fraction, export=EXPORT)
+    ensure_prepared(builder, name, download, own_files=OWN_FILES)
+    splits = split_names(builder.info, name, val_fraction, export=EXPORT)
     datasets = builder.as_dataset(split=splits, shuffle_files=False)
 
     def to_pair(example):

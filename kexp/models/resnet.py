@@ -259,44 +259,35 @@ def _shortcut(x, preact, net: _Ops, out_channels: int, stride: int, kind: str, p
 def _basic_block(x, net: _Ops, channels: int, stride: int, pre: bool, shortcut: str,
                  name: str, branch_end):
     """Two 3x3 convs; v1: conv-BN-act-conv-BN + shortcut -> act; v2: (BN-act-conv) x2."""
-    if pre:
-        preact = net.norm_act(x, f"{name}_pre")
-        y = net.conv(preact, channels, 3, f"{name}_conv1", stride=stride)
-        y = net.norm_act(y, f"{name}_mid")
-        y = net.conv(y, channels, 3, f"{name}_conv2")
-    else:
-        preact = x
-        y = net.conv(x, channels, 3, f"{name}_conv1", stride=stride)
-        y = net.norm_act(y, f"{name}_mid")
-        y = net.conv(y, channels, 3, f"{name}_conv2")
+    preact = net.norm_act(x, f"{name}_pre") if pre else x
+    y = net.conv(preact, channels, 3, f"{name}_conv1", stride=stride)
+    y = net.norm_act(y, f"{name}_mid")
+    y = net.conv(y, channels, 3, f"{name}_conv2")
+    if not pre:
         y = net.norm(y, f"{name}_bn2")
-    y = branch_end(y, name)
-    s = _shortcut(x, preact, net, channels, stride, shortcut, pre, name)
-    out = layers.Add(name=f"{name}_add")([s, y])
-    return out if pre else net.act(out, f"{name}_out")
+    return _merge(x, preact, y, net, channels, stride, shortcut, pre, name, branch_end)
 
 
 def _bottleneck_block(x, net: _Ops, channels: int, stride: int, pre: bool, shortcut: str,
                       name: str, branch_end):
     """1x1 (channels) -> 3x3 (channels, the stride) -> 1x1 (4 x channels)."""
     out_channels = EXPANSION * channels
-    if pre:
-        preact = net.norm_act(x, f"{name}_pre")
-        y = net.conv(preact, channels, 1, f"{name}_conv1")
-        y = net.norm_act(y, f"{name}_mid1")
-        y = net.conv(y, channels, 3, f"{name}_conv2", stride=stride)
-        y = net.norm_act(y, f"{name}_mid2")
-        y = net.conv(y, out_channels, 1, f"{name}_conv3")
-    else:
-        preact = x
-        y = net.conv(x, channels, 1, f"{name}_conv1")
-        y = net.norm_act(y, f"{name}_mid1")
-        y = net.conv(y, channels, 3, f"{name}_conv2", stride=stride)
-        y = net.norm_act(y, f"{name}_mid2")
-        y = net.conv(y, out_channels, 1, f"{name}_conv3")
+    preact = net.norm_act(x, f"{name}_pre") if pre else x
+    y = net.conv(preact, channels, 1, f"{name}_conv1")
+    y = net.norm_act(y, f"{name}_mid1")
+    y = net.conv(y, channels, 3, f"{name}_conv2", stride=stride)
+    y = net.norm_act(y, f"{name}_mid2")
+    y = net.conv(y, out_channels, 1, f"{name}_conv3")
+    if not pre:
         y = net.norm(y, f"{name}_bn3")
+    return _merge(x, preact, y, net, out_channels, stride, shortcut, pre, name, branch_end)
+
+
+def _merge(x, preact, y, net: _Ops, channels: int, stride: int, shortcut: str, pre: bool,
+           name: str, branch_end):
+    """branch (+ attention) + shortcut; v1 activates the sum, v2 leaves it for the next block."""
     y = branch_end(y, name)
-    s = _shortcut(x, preact, net, out_channels, stride, shortcut, pre, name)
+    s = _shortcut(x, preact, net, channels, stride, shortcut, pre, name)
     out = layers.Add(name=f"{name}_add")([s, y])
     return out if pre else net.act(out, f"{name}_out")
 

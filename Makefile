@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui clean
+.PHONY: install dev run test lint ui zoo-report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: dev
 ui: install
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(PORT) \
 		--backend-store-uri sqlite:///$(abspath logs)/mlflow.db
+
+# every model preset: parameters, FLOPs and the reference it was checked against
+zoo-report: install
+	$(PY) -m kexp.models.report
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

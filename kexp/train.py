@@ -130,8 +130,10 @@ def keep_best_model(model: keras.Model, callbacks_cfg: DictConfig, out: Path) ->
 
 
 def model_card(model: keras.Model) -> dict[str, int]:
-    """What a model costs: its parameters and its forward FLOPs for one example."""
-    return {"params": int(model.count_params()), "flops": models.count_flops(model)}
+    """What a model costs: its weights (all, and trainable) and forward FLOPs for one example."""
+    return {"params": int(model.count_params()),
+            "trainable_params": sum(math.prod(w.shape) for w in model.trainable_weights),
+            "flops": models.count_flops(model)}
 
 
 def summarize(history: dict[str, list[float]], test: dict[str, float],

@@ -44,6 +44,7 @@ def test_default_run_reaches_090_and_writes_its_outputs(default_run):
     assert metrics["epochs"] == 20 and 1 <= metrics["best_epoch"] <= 20
     assert metrics["params"] == 50826  # 64-256-128-10 MLP
     assert metrics["flops"] == 2 * (64 * 256 + 256 * 128 + 128 * 10)  # the run card
+    assert metrics["trainable_params"] == 50826  # no batch norm: every weight trains
     history = (default_run / "history.csv").read_text().splitlines()
     assert history[0].split(",")[:2] == ["epoch", "accuracy"] and len(history) == 21
     saved = OmegaConf.load(default_run / "config.yaml")

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_kexp
+from kexp.models import load_model
+from tests.conftest import compose_train, run_kexp
 from tests.test_e2e import client, run_dirs
 
 pytestmark = pytest.mark.slow
@@ -63,3 +64,22 @@ def test_resnet_learns_digits(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = run_dirs(tmp_path / "logs")
     assert json.loads((folder / "metrics.json").read_text())["test_accuracy"] >= 0.8  # chance 0.1
+
+
+@pytest.mark.parametrize(("model", "data", "classes"), [
+    ("transformer", "imdb_reviews", 2), ("bilstm", "ag_news_subset", 4)])
+def test_text_model_on_tfds_text_through_the_mock(tmp_path, model, data, classes):
+    import tensorflow_datasets as tfds
+
+    from kexp.train import train
+
+    cfg = compose_train([f"model={model}", f"data={data}", "debug=fast", "logger=none",
+                         "model.width=0.25", "data.sequence_length=32",
+                         f"paths.log_dir={tmp_path}"])
+    with tfds.testing.mock_data(num_examples=64):  # random words, real feature layout
+        metrics = train(cfg)
+    assert metrics["epochs"] == 1 and metrics["flops"] > 0
+    (saved,) = (tmp_path / "runs").glob("*/model.keras")
+    assert (saved.parent / "vocabulary.txt").read_text().strip()
+    model_out = load_model(saved).output_shape
+    assert model_out == (None, classes)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pytest
 
-from kexp.errors import KexpError
 from kexp.models import build
+from tests.model_checks import (
+    SHARED_IMAGE_ERRORS,
+    assert_only_imagenet_depths_pad,
+    assert_random_images_give_class_probabilities,
+    assert_shared_image_knobs,
+    layers_of,
+    one_line_error,
+    trainable_params,
+)
 from tests.test_models import model_cfg
 
 
-def trainable_params(model: keras.Model) -> int:
-    """Parameters the optimizer trains: what papers count (no BN moving statistics)."""
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
 def convs_of(model: keras.Model) -> list[keras.layers.Conv2D]:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    return layers_of(model, keras.layers.Conv2D)
 
 
 def test_densenet_bc100_has_the_papers_parameter_count():
@@ -54,18 +56,13 @@ def test_depth_counts_the_weight_layers(depth, growth_rate):
 def test_class_probabilities_for_mnist_and_cifar_sizes(name, shape):
     overrides = {"depth": 40} if name == "densenet" else {}
     model = build(model_cfg(name, width=0.125, **overrides), shape, 7)
-    probs = model(np.random.rand(2, *shape).astype("float32"), training=False)
-    assert tuple(probs.shape) == (2, 7)
-    np.testing.assert_allclose(np.sum(probs, axis=1), 1.0, rtol=1e-5)
+    assert_random_images_give_class_probabilities(model, shape, 7)
 
 
 def test_imagenet_depths_pad_small_images_cifar_depths_do_not():
     imagenet = build(model_cfg("densenet121", width=0.125), (28, 28, 1), 10)
-    assert imagenet.get_layer("pad_to_fit").output.shape[1:3] == (32, 32)
-    assert imagenet.get_layer("post_act").output.shape[1:3] == (1, 1)  # 32x down
     cifar = build(model_cfg("densenet", depth=40, width=0.25), (28, 28, 1), 10)
-    assert not any(layer.name == "pad_to_fit" for layer in cifar.layers)
-    assert cifar.get_layer("post_act").output.shape[1:3] == (7, 7)
+    assert_only_imagenet_depths_pad(imagenet, "post_act", cifar, "post_act")
 
 
 def test_width_scales_the_growth_rate_and_compression_the_transitions():
@@ -91,15 +88,11 @@ def test_shared_knobs_reach_the_layers():
     model = build(model_cfg("densenet", depth=40, width=0.25, l2=1e-4, activation="elu",
                             batch_norm=False, kernel_initializer="he_uniform"),
                   (32, 32, 3), 10)
-    convs = convs_of(model)
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    assert len(model.losses) == len(convs) + len(dense) == 40  # one L2 penalty per kernel
-    assert all(c.use_bias for c in convs)  # no batch norm to cancel a bias
-    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
-    assert all(isinstance(c.kernel_initializer, keras.initializers.HeUniform) for c in convs)
-    acts = [layer.activation.__name__ for layer in model.layers
-            if isinstance(layer, keras.layers.Activation)]
-    assert acts.count("elu") == 2 * 18 + 2 + 1  # two per dense layer, transitions, the end
+    dense = layers_of(model, keras.layers.Dense)
+    assert len(model.losses) == len(convs_of(model)) + len(dense) == 40  # one L2 per kernel
+    # two per dense layer, transitions, the end
+    assert_shared_image_knobs(model, initializer=keras.initializers.HeUniform,
+                              activation="elu", activations=2 * 18 + 2 + 1)
 
 
 @pytest.mark.parametrize(("overrides", "shape", "words"), [
@@ -107,14 +100,9 @@ def test_shared_knobs_reach_the_layers():
     ({"depth": 4}, (32, 32, 3), ["model.depth: 4"]),
     ({"compression": 1.5}, (32, 32, 3), ["model.compression", "(0, 1]"]),
     ({"growth_rate": 0}, (32, 32, 3), ["model.growth_rate", "positive"]),
-    ({"activation": "relu7"}, (32, 32, 3), ["model.activation", "relu7"]),
     ({}, (3, 3, 1), ["4x4", "(3, 3, 1)"]),
-    ({}, (100,), ["images", "(100,)"]),
+    *SHARED_IMAGE_ERRORS,
 ])
 def test_bad_settings_are_one_line_naming_the_key(overrides, shape, words):
-    with pytest.raises(KexpError) as err:
+    with one_line_error(*words):
         build(model_cfg("densenet", **overrides), shape, 10)
-    message = str(err.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message

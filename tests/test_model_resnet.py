@@ -6,20 +6,19 @@ import keras
 import numpy as np
 import pytest
 
-from kexp.errors import KexpError
 from kexp.models import build, load_model
 from kexp.models.resnet import LAYOUTS
 from kexp.training.precision import precision_policy
+from tests.model_checks import (
+    SHARED_IMAGE_ERRORS,
+    assert_only_imagenet_depths_pad,
+    assert_random_images_give_class_probabilities,
+    assert_shared_image_knobs,
+    layers_of,
+    one_line_error,
+    trainable_params,
+)
 from tests.test_models import model_cfg
-
-
-def trainable_params(model: keras.Model) -> int:
-    """Parameters the optimizer trains: what papers count (no BN moving statistics)."""
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def layers_of(model: keras.Model, kind: type) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if isinstance(layer, kind)]
 
 
 @pytest.mark.parametrize(("name", "exact", "paper"), [
@@ -92,18 +91,13 @@ def test_depth_counts_the_weight_layers():
 ])
 def test_class_probabilities_for_mnist_and_cifar_sizes(name, overrides, shape):
     model = build(model_cfg(name, width=0.0625, **overrides), shape, 7)
-    probs = model(np.random.rand(2, *shape).astype("float32"), training=False)
-    assert tuple(probs.shape) == (2, 7)
-    np.testing.assert_allclose(np.sum(probs, axis=1), 1.0, rtol=1e-5)
+    assert_random_images_give_class_probabilities(model, shape, 7)
 
 
 def test_imagenet_depths_pad_small_images_cifar_depths_do_not():
     imagenet = build(model_cfg("resnet18", width=0.0625), (28, 28, 1), 10)
-    assert imagenet.get_layer("pad_to_fit").output.shape[1:3] == (32, 32)
-    assert imagenet.get_layer("stage3_block1_add").output.shape[1:3] == (1, 1)  # 32x down
     cifar = build(model_cfg("resnet20", width=0.0625), (28, 28, 1), 10)
-    assert not any(layer.name == "pad_to_fit" for layer in cifar.layers)
-    assert cifar.get_layer("stage2_block2_add").output.shape[1:3] == (7, 7)
+    assert_only_imagenet_depths_pad(imagenet, "stage3_block1_add", cifar, "stage2_block2_add")
 
 
 @pytest.mark.parametrize(("name", "blocks"), [("resnet20", 9), ("resnet9", 2), ("resnet18", 8)])
@@ -150,11 +144,9 @@ def test_shared_knobs_reach_the_layers():
                   (32, 32, 3), 10)
     convs = layers_of(model, keras.layers.Conv2D)
     assert convs[0].filters == 8 and convs[-1].filters == 32  # 16 and 64 at width 0.5
-    assert all(c.use_bias for c in convs)  # no batch norm to cancel a bias
-    assert not layers_of(model, keras.layers.BatchNormalization)
-    assert all(isinstance(c.kernel_initializer, keras.initializers.GlorotUniform) for c in convs)
-    acts = [a.activation.__name__ for a in layers_of(model, keras.layers.Activation)]
-    assert acts.count("silu") == 1 + 9 * 2  # stem + two per block; the softmax is the rest
+    # swish is silu: the stem + two per block; the softmax is the rest
+    assert_shared_image_knobs(model, initializer=keras.initializers.GlorotUniform,
+                              activation="silu", activations=1 + 9 * 2)
     assert [d.rate for d in layers_of(model, keras.layers.Dropout)] == [0.3]
 
 
@@ -174,14 +166,9 @@ def test_zero_pad_shortcut_saves_loads_and_runs_in_mixed_precision(tmp_path):
     ({"block_version": "v3"}, (32, 32, 3), ["model.block_version", "v1, v2"]),
     ({"shortcut": "B"}, (32, 32, 3), ["model.shortcut", "zero_pad, projection"]),
     ({"attention": "eca"}, (32, 32, 3), ["model.attention", "se, cbam"]),
-    ({"activation": "relu7"}, (32, 32, 3), ["model.activation", "relu7"]),
     ({}, (7, 7, 1), ["8x8", "(7, 7, 1)"]),
-    ({}, (100,), ["images", "(100,)"]),
+    *SHARED_IMAGE_ERRORS,
 ])
 def test_bad_settings_are_one_line_naming_the_key(overrides, shape, words):
-    with pytest.raises(KexpError) as err:
+    with one_line_error(*words):
         build(model_cfg("resnet20", **overrides), shape, 10)
-    message = str(err.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message

@@ -32,8 +32,8 @@ from kexp.models.layers import (
     check_activation,
     check_initializer,
     classifier,
+    conv_block,
     dense_stack,
-    regularizer,
     scaled,
 )
 
@@ -120,12 +120,9 @@ def alexnet(input_shape: Sequence[int], num_classes: int, variant: str = "imagen
             padding = "valid" if i == 1 else "same"
             if i == 1:
                 x = layers.ZeroPadding2D(2, name="conv1_pad")(x)
-        x = layers.Conv2D(scaled(channels, width), kernel, strides=stride, padding=padding,
-                          use_bias=not batch_norm, kernel_initializer=kernel_initializer,
-                          kernel_regularizer=regularizer(l1, l2), name=f"conv{i}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
-        x = layers.Activation(activation, name=f"conv{i}_act")(x)
+        x = conv_block(x, scaled(channels, width), kernel_size=kernel, strides=stride,
+                       padding=padding, activation=activation, batch_norm=batch_norm, l1=l1,
+                       l2=l2, kernel_initializer=kernel_initializer, name=f"conv{i}")
         if pool:
             # overlapping pooling (3x3, stride 2) as in the paper
             x = layers.MaxPooling2D(3, strides=2,

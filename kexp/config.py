@@ -112,8 +112,16 @@ def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _get(tree: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(tree, dict):
+            if tree is not None and not _is_interpolation(tree):
+                # `logger=none` where logger is a mapping (no config group to pick from)
+                where = ".".join(parts[:i])
+                raise KexpError(f"{where}: expected a mapping of settings (e.g. {dotted}=...), "
+                                f"got {tree!r}")
+            return None
+        if part not in tree:
             return None
         tree = tree[part]
     return tree

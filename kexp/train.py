@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from kexp import data as datasets
 from kexp import models, run_dir
 from kexp.config import check_complete, validate
+from kexp.data import DataBundle
 from kexp.data.text import save_vocabulary
 from kexp.errors import KexpError, TrainingFailed
 from kexp.tracking import make_tracker
@@ -42,19 +44,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_complete(cfg)
     validate(cfg)
     out = run_dir.output_dir(cfg)
-    seed_everything(cfg.trainer.seed)
-
-    strategy = make_strategy(cfg.strategy)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = cfg.trainer.batch_size * replicas
-    log.info(describe(strategy, cfg.trainer.batch_size))
-    data = datasets.load(cfg.data, global_batch_size=global_batch, seed=cfg.trainer.seed)
-    steps_per_epoch = max(1, math.ceil(data.spec.num_train / global_batch))
-
-    with precision_policy(cfg.trainer.precision), strategy.scope():
-        model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes,
-                             vocab_size=data.spec.vocab_size)
-        compile_model(model, cfg, steps_per_epoch, replicas)
+    data, model = prepare(cfg)
     card = model_card(model)
 
     tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
@@ -100,6 +90,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
              metrics["test_accuracy"], metrics["test_loss"], metrics["epochs"],
              metrics["wall_seconds"], out)
     return metrics
+
+
+def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.load
+            ) -> tuple[DataBundle, keras.Model]:
+    """Seeds, the strategy, the data and the compiled model: where every run and every tuning
+    trial starts. `load_data` is `kexp.data.load` or a caching stand-in with its signature."""
+    seed_everything(cfg.trainer.seed)
+    strategy = make_strategy(cfg.strategy)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = cfg.trainer.batch_size * replicas
+    log.info(describe(strategy, cfg.trainer.batch_size))
+    data = load_data(cfg.data, global_batch_size=global_batch, seed=cfg.trainer.seed)
+    steps_per_epoch = max(1, math.ceil(data.spec.num_train / global_batch))
+
+    with precision_policy(cfg.trainer.precision), strategy.scope():
+        model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes,
+                             vocab_size=data.spec.vocab_size)
+        compile_model(model, cfg, steps_per_epoch, replicas)
+    return data, model
 
 
 def compile_model(model: keras.Model, cfg: DictConfig, steps_per_epoch: int,

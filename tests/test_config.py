@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import pytest
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from kexp.cli import config_dir, group_options, groups
 from tests.conftest import ROOT, compose_train
 
 GROUP_OPTIONS = [(g, o) for g in groups() for o in group_options(g)]
+TUNE_ONLY = ("tuner", "search")  # groups of tune.yaml, the search config
 
 
 def test_conf_is_the_packaged_config_dir():
@@ -23,7 +25,12 @@ def test_conf_is_the_packaged_config_dir():
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS,
                          ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
 def test_every_group_option_composes(group, option):
-    cfg = compose_train([f"{group}={option}"])
+    if group in TUNE_ONLY:
+        with initialize_config_module("kexp.conf", version_base="1.3"):
+            cfg = compose("tune", overrides=[f"{group}={option}"])
+        assert cfg[group]  # and the training groups below are all there too
+    else:
+        cfg = compose_train([f"{group}={option}"])
     for key in ("model", "data", "optimizer", "schedule", "trainer", "callbacks", "logger",
                 "strategy", "paths"):
         assert key in cfg, f"{group}={option} lost the {key} group"

@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 class Tracker(Protocol):
     run_id: str | None
 
-    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None: ...
+    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str],
+              resume: str | None = None) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path) -> None: ...
     def log_model(self, model: keras.Model, examples: Any) -> None: ...
     def finish(self, status: str) -> None: ...
+    def kill_stale_children(self) -> int: ...
     def callback(self) -> keras.callbacks.Callback: ...
 
 
@@ -37,11 +39,15 @@ class NullTracker:
 
     run_id = None
 
-    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None: ...
+    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str],
+              resume: str | None = None) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path) -> None: ...
     def log_model(self, model: keras.Model, examples: Any) -> None: ...
     def finish(self, status: str) -> None: ...
+
+    def kill_stale_children(self) -> int:
+        return 0
 
     def callback(self) -> keras.callbacks.Callback:
         return keras.callbacks.Callback()
@@ -63,7 +69,10 @@ class MlflowTracker:
         self.artifact_root = artifact_root
         self.run_id: str | None = None
 
-    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+    def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str],
+              resume: str | None = None) -> None:
+        """Start (or, given a run id in `resume`, reopen) the run; inside another active run,
+        e.g. a search's parent run, it becomes a nested child run."""
         from mlflow.exceptions import MlflowException
 
         mlflow = self._mlflow
@@ -75,7 +84,8 @@ class MlflowTracker:
             except MlflowException:
                 pass  # a run started at the same moment created it first
         mlflow.set_experiment(self.experiment)
-        run = mlflow.start_run(run_name=run_name, tags=tags)
+        run = mlflow.start_run(run_id=resume, run_name=None if resume else run_name, tags=tags,
+                               nested=mlflow.active_run() is not None)
         self.run_id = run.info.run_id
         mlflow.log_params(flatten(params))
         log.info("MLflow run %s in experiment '%s' at %s", self.run_id, self.experiment,
@@ -102,6 +112,20 @@ class MlflowTracker:
         self._mlflow.keras.log_model(
             model, name="model", signature=infer_signature(x, model.predict(x, verbose=0)),
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
+
+    def kill_stale_children(self) -> int:
+        """Mark child runs still RUNNING (their process was killed) KILLED; how many there were.
+
+        A resumed search calls this on its reopened parent run."""
+        client = self._mlflow.MlflowClient(self.tracking_uri)
+        run = client.get_run(self.run_id)
+        stale = client.search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.run_id}' and "
+                          f"attributes.status = 'RUNNING'")
+        for child in stale:
+            client.set_terminated(child.info.run_id, status="KILLED")
+        return len(stale)
 
     def finish(self, status: str) -> None:
         """End the run as FINISHED, FAILED or KILLED (interrupted by the user)."""

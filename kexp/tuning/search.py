@@ -1,0 +1,221 @@
+"""The recipe of a search: space -> tuner -> trials (child runs) -> best.yaml + summary.
+
+`tune(cfg, base_overrides)` is what `python -m kexp.tune` runs. The tuner's project directory
+(`tuner.directory/tuner.project_name`) is stable, so rerunning the same command resumes the
+search: keras-tuner reloads its finished trials and retries the one that was cut off, and the
+search's MLflow parent run is reopened rather than started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+from keras_tuner.src import config as kt_config
+from omegaconf import DictConfig, OmegaConf
+
+from kexp import run_dir
+from kexp.cli import debug_enabled, group_options, groups
+from kexp.errors import KexpError, TrainingFailed
+from kexp.tracking import make_tracker
+from kexp.tracking.params import flatten
+from kexp.tracking.tracker import run_tags
+from kexp.tuning import space
+from kexp.tuning.trials import TrialRunner
+
+log = logging.getLogger("kexp")
+
+PARENT_RUN_FILE = "mlflow_parent_run.txt"  # in the project dir: the run a resumed search reopens
+BEST_FILE = "best.yaml"
+SUMMARY_FILE = "trials.csv"
+TRAIN_RUN_DIR = "${paths.log_dir}/runs/${now:%Y-%m-%d_%H-%M-%S-%f}_${kexp_pid:}"
+
+
+def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
+    """Run (or resume) the search `cfg.tuner` over `cfg.search.space`; returns the summary."""
+    params = space.parse(cfg.search.space)
+    out = run_dir.output_dir(cfg)
+
+    def compose(trial_overrides: list[str]) -> DictConfig:
+        trial_cfg = compose_training([*base_overrides, *trial_overrides])
+        trial_cfg.paths.output_dir = str(out)
+        return trial_cfg
+
+    space.check_keys(params, compose, groups(), group_options)
+    runner = TrialRunner(params, compose, Path(cfg.paths.log_dir))
+    tuner = make_tuner(cfg.tuner, runner)
+    project = Path(tuner.project_dir)
+
+    parent = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
+    saved = project / PARENT_RUN_FILE
+    resume = saved.read_text().strip() if saved.exists() and not cfg.tuner.overwrite else None
+    tags = {**run_tags(cfg.model.name, cfg.data.name, cfg.tags), "kexp.search": "parent"}
+    parent.start(run_name=f"tune-{cfg.tuner.project_name}",
+                 params=flatten({"tuner": OmegaConf.to_container(cfg.tuner, resolve=True),
+                                 "search": OmegaConf.to_container(cfg.search, resolve=True)}),
+                 tags=tags, resume=resume)
+    if parent.run_id:
+        saved.write_text(parent.run_id + "\n")
+    if resume and parent.kill_stale_children():
+        log.info("resuming the search: trials cut off last time are marked KILLED in MLflow")
+    status, stopped = "FAILED", None
+    try:
+        try:
+            tuner.search(verbose=0)
+        except RuntimeError as err:  # keras-tuner: too many failed trials in a row
+            stopped = str(err).strip().splitlines()[0]
+        summary = summarize(tuner, runner, cfg, out)
+        parent.log_metrics(summary["metrics"])
+        for path in (out / BEST_FILE, out / SUMMARY_FILE):
+            parent.log_artifact(path)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        parent.finish(status)
+    if stopped:
+        log.warning("search stopped early: %s", stopped)
+    return summary
+
+
+def compose_training(overrides: list[str]) -> DictConfig:
+    """The training config `python -m kexp <overrides>` would run."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside `python -m kexp.tune`
+        return compose("train", overrides=overrides)
+    with initialize_config_module("kexp.conf", version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
+          "hyperband": kt.Hyperband, "grid": kt.GridSearch}
+
+
+def make_tuner(tuner_cfg: DictConfig, runner: TrialRunner) -> kt.Tuner:
+    """The keras-tuner tuner `tuner.name` names, reporting to `runner` and to the console."""
+    name = tuner_cfg.name
+    if name not in TUNERS:
+        raise KexpError(f"tuner.name: '{name}' is not one of {', '.join(TUNERS)}")
+    options: dict[str, Any] = {
+        "objective": kt.Objective(tuner_cfg.objective, direction=tuner_cfg.direction),
+        "seed": tuner_cfg.seed, "max_consecutive_failed_trials": tuner_cfg.max_failed_trials,
+        "directory": tuner_cfg.directory, "project_name": tuner_cfg.project_name,
+        "overwrite": tuner_cfg.overwrite,
+    }
+    if name == "hyperband":
+        options.update(max_epochs=tuner_cfg.max_epochs, factor=tuner_cfg.factor,
+                       hyperband_iterations=tuner_cfg.hyperband_iterations)
+    else:
+        options["max_trials"] = tuner_cfg.max_trials
+    if name == "bayesian":
+        options.update(num_initial_points=tuner_cfg.num_initial_points,
+                       alpha=tuner_cfg.alpha, beta=tuner_cfg.beta)
+    # keras-tuner 1.4.8 prints every failed trial's traceback (its DEBUG flag defaults to on);
+    # kexp reports each failure in its one progress line instead, tracebacks with KEXP_DEBUG=1
+    kt_config.DEBUG = debug_enabled()
+    cls = type(f"Kexp{TUNERS[name].__name__}", (_Reporting, TUNERS[name]), {})
+    try:
+        return cls(hypermodel=runner, **options)
+    except ValueError as err:  # e.g. a grid over a float without a step
+        raise KexpError(f"tuner={name}: {str(err).splitlines()[0]}") from None
+
+
+class _Reporting:
+    """Mixed into a keras-tuner tuner: tells the runner which trial runs, prints a line a trial."""
+
+    def on_search_begin(self) -> None:
+        self._started = time.perf_counter()
+        super().on_search_begin()
+
+    def run_trial(self, trial, *args, **kwargs):
+        self.hypermodel.trial = trial
+        return super().run_trial(trial, *args, **kwargs)
+
+    def on_trial_end(self, trial) -> None:
+        super().on_trial_end(trial)
+        oracle = self.oracle
+        done = [t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED")]
+        total = getattr(oracle, "max_trials", None) or "?"
+        best = best_trials(oracle, 1)
+        values = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items()
+                           if not k.startswith("tuner/"))
+        result = (f"{oracle.objective.name}={trial.score:.4f}" if trial.status == "COMPLETED"
+                  else f"{trial.status}: {first_error(trial)}")
+        best_text = f"{best[0].score:.4f}" if best else "-"
+        print(f"[kexp.tune] trial {len(done)}/{total} ({trial.trial_id}) {values} -> {result}; "
+              f"best {best_text}; {time.perf_counter() - self._started:.0f} s", flush=True)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def best_trials(oracle: Any, k: int) -> list[Any]:
+    """The k best COMPLETED trials (keras-tuner's own list pads with failed ones)."""
+    return [t for t in oracle.get_best_trials(k) if t.status == "COMPLETED"]
+
+
+def first_error(trial: Any) -> str:
+    """The error line of a failed trial's traceback (`SomeError: message`)."""
+    lines = [line.strip() for line in (trial.message or "").splitlines() if line.strip()]
+    errors = [line for line in lines if _ERROR_LINE.match(line)]
+    return (errors or lines or ["no message"])[-1]
+
+
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Failed|Interrupt)\w*: ")
+
+
+def summarize(tuner: kt.Tuner, runner: TrialRunner, cfg: DictConfig, out: Path
+              ) -> dict[str, Any]:
+    """best.yaml, trials.csv and the console table; a search with no finished trial raises."""
+    oracle = tuner.oracle
+    trials = list(oracle.trials.values())
+    counts = {status: sum(t.status == status for t in trials)
+              for status in ("COMPLETED", "FAILED")}
+    best = best_trials(oracle, max(1, cfg.tuner.top_k))
+    if not best:
+        failed = [t for t in trials if t.status == "FAILED"]
+        detail = first_error(failed[0]) if failed else "no trial ran"
+        raise TrainingFailed(f"every trial of the search failed; the first: {detail}")
+    write_best(runner.trial_config(_values(best[0])), out / BEST_FILE)
+    objective = oracle.objective.name
+    rows = [(t.trial_id, t.score, runner.records.get(t.trial_id), _values(t)) for t in best]
+    header = ["trial", objective, "epochs", "seconds", *_values(best[0])]
+    lines = [",".join(header)]
+    for trial_id, score, record, values in rows:
+        lines.append(",".join([trial_id, f"{score:.6g}",
+                               str(record.epochs) if record else "",
+                               f"{record.seconds:.1f}" if record else "",
+                               *(_short(v) for v in values.values())]))
+    (out / SUMMARY_FILE).write_text("\n".join(lines) + "\n")
+    print(f"[kexp.tune] best {objective} {best[0].score:.4f} (trial {best[0].trial_id}); "
+          f"{counts['COMPLETED']} completed, {counts['FAILED']} failed; top {len(best)}:")
+    for line in lines:
+        print("  " + line.replace(",", "  "))
+    print(f"[kexp.tune] retrain the best: python -m kexp --config-path {out.resolve()} "
+          f"--config-name best")
+    return {"best_trial": best[0].trial_id, "best_score": float(best[0].score),
+            "best_values": _values(best[0]), "output_dir": str(out),
+            "metrics": {f"best_{objective}": float(best[0].score),
+                        "trials_completed": counts["COMPLETED"],
+                        "trials_failed": counts["FAILED"]}}
+
+
+def _values(trial: Any) -> dict[str, Any]:
+    return {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+
+
+def write_best(trial_cfg: DictConfig, path: Path) -> Path:
+    """The best trial's training config, resolved, as a primary config `python -m kexp` runs."""
+    best = OmegaConf.to_container(trial_cfg, resolve=True)
+    best["paths"]["output_dir"] = "${hydra:runtime.output_dir}"
+    best["hydra"] = {"run": {"dir": TRAIN_RUN_DIR}, "job": {"name": "train", "chdir": False}}
+    OmegaConf.save(OmegaConf.create(best), path)
+    return path

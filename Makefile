@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui zoo-report clean
+.PHONY: install dev run test lint ui zoo-report bench-tune clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ ui: install
 # every model preset: parameters, FLOPs and the reference it was checked against
 zoo-report: install
 	$(PY) -m kexp.models.report
+
+# Hyperband against random search at the same epoch budget (MLP on digits, offline)
+bench-tune: install
+	$(PY) -m kexp.tuning.bench $(ARGS)
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

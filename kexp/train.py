@@ -96,6 +96,7 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
             ) -> tuple[DataBundle, keras.Model]:
     """Seeds, the strategy, the data and the compiled model: where every run and every tuning
     trial starts. `load_data` is `kexp.data.load` or a caching stand-in with its signature."""
+    keras.backend.clear_session()  # frees the models of earlier runs in this process (-m, trials)
     seed_everything(cfg.trainer.seed)
     strategy = make_strategy(cfg.strategy)
     replicas = strategy.num_replicas_in_sync

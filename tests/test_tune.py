@@ -61,7 +61,8 @@ def test_search_is_a_parent_run_with_a_child_run_per_trial_and_best_yaml_retrain
     best = max(children, key=lambda r: r.data.metrics["val_accuracy"])
     assert parent.data.metrics["best_val_accuracy"] >= best.data.metrics["val_accuracy"]
     artifacts = {a.path for a in c.list_artifacts(parent.info.run_id)}
-    assert {"best.yaml", "trials.csv"} <= artifacts
+    assert {"best.yaml", "trials.csv", "objective_vs_params.png",
+            "parallel_coordinates.png"} <= artifacts
 
     (best_dir,) = [p.parent for p in (tmp_path / "logs" / "tune").glob("*/best.yaml")]
     retrain = run_kexp(["--config-path", str(best_dir), "--config-name", "best",

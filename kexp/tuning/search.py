@@ -25,6 +25,7 @@ from kexp.tracking import make_tracker
 from kexp.tracking.params import flatten
 from kexp.tracking.tracker import run_tags
 from kexp.tuning import space
+from kexp.tuning.plots import plot_trials
 from kexp.tuning.trials import TrialRunner
 
 log = logging.getLogger("kexp")
@@ -70,7 +71,7 @@ def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
             stopped = str(err).strip().splitlines()[0]
         summary = summarize(tuner, runner, cfg, out)
         parent.log_metrics(summary["metrics"])
-        for path in (out / BEST_FILE, out / SUMMARY_FILE):
+        for path in summary["artifacts"]:
             parent.log_artifact(path)
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -195,6 +196,8 @@ def summarize(tuner: kt.Tuner, runner: TrialRunner, cfg: DictConfig, out: Path
                                f"{record.seconds:.1f}" if record else "",
                                *(_short(v) for v in values.values())]))
     (out / SUMMARY_FILE).write_text("\n".join(lines) + "\n")
+    finished = [(_values(t), float(t.score)) for t in trials if t.status == "COMPLETED"]
+    figures = plot_trials(runner.params, finished, objective, out)
     print(f"[kexp.tune] best {objective} {best[0].score:.4f} (trial {best[0].trial_id}); "
           f"{counts['COMPLETED']} completed, {counts['FAILED']} failed; top {len(best)}:")
     for line in lines:
@@ -203,9 +206,12 @@ def summarize(tuner: kt.Tuner, runner: TrialRunner, cfg: DictConfig, out: Path
           f"--config-name best")
     return {"best_trial": best[0].trial_id, "best_score": float(best[0].score),
             "best_values": _values(best[0]), "output_dir": str(out),
+            "artifacts": [out / BEST_FILE, out / SUMMARY_FILE, *figures],
             "metrics": {f"best_{objective}": float(best[0].score),
                         "trials_completed": counts["COMPLETED"],
-                        "trials_failed": counts["FAILED"]}}
+                        "trials_failed": counts["FAILED"],
+                        # epochs trained in this process (a resumed search counts anew)
+                        "epochs_trained": sum(r.epochs for r in runner.records.values())}}
 
 
 def _values(trial: Any) -> dict[str, Any]:

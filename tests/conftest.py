@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,17 @@ def run_kexp(args: list[str], cwd: Path, module: str = "kexp", timeout: float = 
     full_env.pop("KEXP_DEBUG", None)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def cfg_job_without_tensorflow(module: str, args: list[str]) -> DictConfig:
+    """`python -m <module> --cfg job <args>`'s config, asserting TensorFlow was never imported."""
+    code = (f"import sys; sys.argv = ['{module}', '--cfg', 'job', *{args!r}];"
+            f"from {module if module != 'kexp' else 'kexp.__main__'} import main; main();"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return OmegaConf.create(done.stdout)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from kexp.cli import config_dir, group_options, groups
-from tests.conftest import ROOT, compose_train
+from tests.conftest import ROOT, cfg_job_without_tensorflow, compose_train
 
 GROUP_OPTIONS = [(g, o) for g in groups() for o in group_options(g)]
 TUNE_ONLY = ("tuner", "search")  # groups of tune.yaml, the search config
@@ -86,11 +86,5 @@ def test_help_lists_every_group_and_option():
 
 
 def test_cfg_job_prints_the_config_without_importing_tensorflow():
-    code = ("import sys; sys.argv = ['kexp', '--cfg', 'job', 'model=vgg', 'model.depth=16'];"
-            "from kexp.__main__ import main; main();"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    printed = OmegaConf.create(done.stdout)
+    printed = cfg_job_without_tensorflow("kexp", ["model=vgg", "model.depth=16"])
     assert printed.model.name == "vgg" and printed.model.depth == 16

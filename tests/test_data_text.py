@@ -162,7 +162,7 @@ def test_same_config_and_seed_give_the_same_ids(tiny_tfds, tmp_path):
 
 def test_tfds_text_errors(tiny_tfds, tmp_path):
     assert_error(r"data.text_features: 'body' is not a text feature of 'kexp_text_tiny' "
-                 r"\(text features: title, text\)", tiny_cfg(tiny_tfds, text_features=["body"]))
+                 r"\(text features: text, title\)", tiny_cfg(tiny_tfds, text_features=["body"]))
     assert_error(r"data.label_feature: 'stars' is not a class label",
                  tiny_cfg(tiny_tfds, label_feature="stars"))
     assert_error(r"data.name: 'no_such_text_xyz' is not a TFDS dataset.*data=text_csv",

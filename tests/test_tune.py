@@ -46,14 +46,16 @@ def test_each_tuner_finds_a_best_trial_on_digits(tmp_path, tuner, extra):
 
 
 def test_search_is_a_parent_run_with_a_child_run_per_trial_and_best_yaml_retrains(tmp_path):
-    done = run_kexp(["tuner.max_trials=3", *TINY], tmp_path, module="kexp.tune")
+    done = run_kexp(["tuner.max_trials=3", "tuner.retrain_best=true", *TINY], tmp_path,
+                    module="kexp.tune")
     assert done.returncode == 0, done.stderr[-3000:]
     progress = [line for line in done.stdout.splitlines() if line.startswith("[kexp.tune] trial")]
     assert [line.split()[2] for line in progress] == ["1/3", "2/3", "3/3"]
     c = client(tmp_path / "logs")
     runs = c.search_runs([c.get_experiment_by_name("kexp").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("kexp.search") == "parent"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+                and "kexp.trial_id" in r.data.tags]
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_completed"] == 3
     assert sorted(r.data.tags["kexp.trial_id"] for r in children) == ["0", "1", "2"]
     assert all(r.info.status == "FINISHED" for r in children)
@@ -64,12 +66,20 @@ def test_search_is_a_parent_run_with_a_child_run_per_trial_and_best_yaml_retrain
     assert {"best.yaml", "trials.csv", "objective_vs_params.png",
             "parallel_coordinates.png"} <= artifacts
 
+    # tuner.retrain_best: the best config on train+val, tested once, linked to the search
+    (retrain,) = [r for r in runs if r.data.tags.get("kexp.retrain") == "best"]
+    assert retrain.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert retrain.info.status == "FINISHED" and retrain.data.params["data.train_on_val"] == "True"
+    assert parent.data.metrics["retrain_test_accuracy"] == retrain.data.metrics["test_accuracy"]
+
     (best_dir,) = [p.parent for p in (tmp_path / "logs" / "tune").glob("*/best.yaml")]
     retrain = run_kexp(["--config-path", str(best_dir), "--config-name", "best",
                         "logger.backend=none"], tmp_path)
     assert retrain.returncode == 0, retrain.stderr[-3000:]
     (metrics,) = (tmp_path / "logs" / "runs").glob("*/metrics.json")
     assert json.loads(metrics.read_text())["epochs"] == 2
+    retrained = json.loads((best_dir / "retrain_best" / "metrics.json").read_text())
+    assert retrained["epochs"] == 2 and retrained["test_accuracy"] > 0.3
 
 
 def test_a_killed_search_resumes_and_counts_every_trial_once(tmp_path):

@@ -6,12 +6,14 @@ takes seconds to import); all of them go through the same pipeline (kexp.data.pi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from kexp.config import is_int
+from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
 from kexp.errors import KexpError
 
@@ -47,4 +49,8 @@ def load(
 
     split_seed = 0 if seed is None else seed % 2**32  # scikit-learn takes 0..2**32-1 only
     raw = importlib.import_module(SOURCES[source]).load_raw(cfg, split_seed)
+    if keys.boolean(cfg, "train_on_val", False):
+        # a final refit (kexp.tune's tuner.retrain_best): the validation split joins the
+        # training split; it is still reported as val, on examples the model has now seen
+        raw = dataclasses.replace(raw, train=raw.train.concatenate(raw.val))
     return pipeline.build(raw, cfg, global_batch_size, seed)

@@ -58,21 +58,21 @@ def _feature_keys(cfg: DictConfig, info: tfds.core.DatasetInfo, name: str
 
     text_keys = keys.get(cfg, "text_features", None)
     if text_keys is None:
-        text_keys = [supervised[0]] if supervised[0] in texts else texts[:1]
+        text_keys = [supervised[0]] if supervised[0] in texts else sorted(texts)[:1]
     if isinstance(text_keys, str):
         text_keys = [text_keys]
     if not isinstance(text_keys, list) or not text_keys:
         raise KexpError(f"data.text_features: {text_keys!r} must be a list of text features of "
-                        f"{name!r} (one of {', '.join(texts)}) or null")
+                        f"{name!r} (one of {', '.join(sorted(texts))}) or null")
     for key in text_keys:
         if key not in texts:
             raise KexpError(f"data.text_features: {key!r} is not a text feature of {name!r} "
-                            f"(text features: {', '.join(texts)})")
+                            f"(text features: {', '.join(sorted(texts))})")
 
     label_key = keys.get(cfg, "label_feature", None)
     if label_key is None:
         label_key = supervised[1] if supervised[1] in labels else labels[0]
     if label_key not in labels:
         raise KexpError(f"data.label_feature: {label_key!r} is not a class label of {name!r} "
-                        f"(class labels: {', '.join(labels)})")
+                        f"(class labels: {', '.join(sorted(labels))})")
     return list(text_keys), label_key

@@ -16,7 +16,7 @@ from typing import Any
 
 import keras_tuner as kt
 from keras_tuner.src import config as kt_config
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kexp import run_dir
 from kexp.cli import debug_enabled, group_options, groups
@@ -73,6 +73,11 @@ def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
         parent.log_metrics(summary["metrics"])
         for path in summary["artifacts"]:
             parent.log_artifact(path)
+        if cfg.tuner.retrain_best:
+            retrained = retrain_best(runner, summary["best_values"], out)
+            summary["retrain"] = retrained
+            parent.log_metrics({f"retrain_{k}": retrained[k]
+                                for k in ("test_accuracy", "test_loss")})
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -82,6 +87,21 @@ def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
     if stopped:
         log.warning("search stopped early: %s", stopped)
     return summary
+
+
+def retrain_best(runner: TrialRunner, values: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The best trial's config trained again on train+val for all its epochs (no early stop)
+    and tested once: an ordinary `kexp.train.train` run, nested under the search's run."""
+    from kexp.train import train
+
+    cfg = runner.trial_config(values)
+    with open_dict(cfg):
+        cfg.data.train_on_val = True
+        cfg.callbacks.early_stopping.enabled = False
+        cfg.tags = {**cfg.tags, "kexp.retrain": "best"}
+        cfg.run_name = "retrain-best"
+    cfg.paths.output_dir = str(out / "retrain_best")
+    return train(cfg)
 
 
 def compose_training(overrides: list[str]) -> DictConfig:

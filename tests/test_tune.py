@@ -116,3 +116,5 @@ def test_a_search_whose_trials_all_fail_exits_nonzero_with_the_error(tmp_path):
     assert last.startswith("kexp: error: every trial of the search failed")
     assert "not finite" in last or "nan" in last.lower()
     assert not list((tmp_path / "logs" / "runs").glob("*/best.yaml"))
+    progress = [line for line in done.stdout.splitlines() if line.startswith("[kexp.tune] trial")]
+    assert len(progress) == 2 and all("FAILED: " in line for line in progress)  # then it stops

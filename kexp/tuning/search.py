@@ -160,7 +160,12 @@ class _Reporting:
         return super().run_trial(trial, *args, **kwargs)
 
     def on_trial_end(self, trial) -> None:
-        super().on_trial_end(trial)
+        try:
+            super().on_trial_end(trial)  # raises when too many trials failed in a row
+        finally:
+            self._report(trial)
+
+    def _report(self, trial) -> None:
         oracle = self.oracle
         done = [t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED")]
         total = getattr(oracle, "max_trials", None) or "?"

@@ -13,16 +13,13 @@ import keras
 from keras import layers, ops
 
 from kexp.errors import KexpError
-from kexp.models.layers import regularizer
+from kexp.models.layers import check_choice, regularizer
 
 ATTENTION = ("none", "se", "cbam")
 
 
 def check_attention(kind: str) -> str:
-    if kind not in ATTENTION:
-        raise KexpError(f"model.attention: '{kind}' is not valid; expected one of "
-                        f"{', '.join(ATTENTION)}")
-    return kind
+    return check_choice("attention", kind, ATTENTION)
 
 
 def attention_block(x, kind: str, *, reduction: int = 16, l1: float = 0.0, l2: float = 0.0,

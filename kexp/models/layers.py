@@ -13,11 +13,16 @@ ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "gelu", "swish", "tanh", "s
                "mish")
 
 
+def check_choice(key: str, value, valid: Sequence[str]):
+    """`value` if it is one of `valid`, else a one-line KexpError naming `model.<key>`."""
+    if value not in valid:
+        raise KexpError(f"model.{key}: '{value}' is not valid; expected one of "
+                        f"{', '.join(map(str, valid))}")
+    return value
+
+
 def check_activation(name: str) -> str:
-    if name not in ACTIVATIONS:
-        raise KexpError(f"model.activation: '{name}' is not valid; expected one of "
-                        f"{', '.join(ACTIVATIONS)}")
-    return name
+    return check_choice("activation", name, ACTIVATIONS)
 
 
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
@@ -26,10 +31,7 @@ INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "l
 
 
 def check_initializer(name: str) -> str:
-    if name not in INITIALIZERS:
-        raise KexpError(f"model.kernel_initializer: '{name}' is not valid; expected one of "
-                        f"{', '.join(INITIALIZERS)}")
-    return name
+    return check_choice("kernel_initializer", name, INITIALIZERS)
 
 
 def scaled(channels: int, width: float) -> int:

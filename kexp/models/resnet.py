@@ -46,6 +46,7 @@ from kexp.errors import KexpError
 from kexp.models.attention import attention_block, check_attention
 from kexp.models.layers import (
     check_activation,
+    check_choice,
     check_initializer,
     classifier,
     pad_to,
@@ -170,12 +171,8 @@ def resnet(input_shape: Sequence[int], num_classes: int, depth: int = 20,
     if depth not in LAYOUTS:
         raise KexpError(f"model.depth: {depth} is not a ResNet depth; valid: 20, 32, 44, 56, "
                         f"110 (CIFAR), 18, 34, 50, 101, 152 (ImageNet), 9 (ResNet-9)")
-    if block_version not in BLOCK_VERSIONS:
-        raise KexpError(f"model.block_version: '{block_version}' is not valid; expected one "
-                        f"of {', '.join(BLOCK_VERSIONS)}")
-    if shortcut not in SHORTCUTS:
-        raise KexpError(f"model.shortcut: '{shortcut}' is not valid; expected one of "
-                        f"{', '.join(SHORTCUTS)}")
+    check_choice("block_version", block_version, BLOCK_VERSIONS)
+    check_choice("shortcut", shortcut, SHORTCUTS)
     check_attention(attention)
     layout = LAYOUTS[depth]
     name = f"resnet{depth}" + ("v2" if block_version == "v2" else "")

@@ -17,11 +17,17 @@ from collections.abc import Sequence
 
 import keras
 
-from kexp.models.layers import check_activation, check_initializer, classifier, regularizer, scaled
+from kexp.models.layers import (
+    check_activation,
+    check_choice,
+    check_initializer,
+    classifier,
+    regularizer,
+    scaled,
+)
 from kexp.models.sequence import (
     AttentionPooling1D,
     PaddingMask,
-    check_choice,
     check_positive,
     check_rate,
     check_vocab_size,

@@ -18,14 +18,6 @@ from kexp.errors import KexpError
 # --- checks shared by the sequence families ---------------------------------------------------
 
 
-def check_choice(key: str, value, valid: Sequence[str]):
-    """`value` if it is one of `valid`, else a one-line KexpError naming `model.<key>`."""
-    if value not in valid:
-        raise KexpError(f"model.{key}: '{value}' is not valid; expected one of "
-                        f"{', '.join(valid)}")
-    return value
-
-
 def check_positive(key: str, value) -> int:
     """`value` as an int if it is a whole number >= 1, else a one-line KexpError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -26,6 +26,7 @@ from keras import layers
 from kexp.errors import KexpError
 from kexp.models.layers import (
     check_activation,
+    check_choice,
     check_initializer,
     classifier,
     regularizer,
@@ -34,7 +35,6 @@ from kexp.models.layers import (
 from kexp.models.sequence import (
     MaskedPooling1D,
     PaddingMask,
-    check_choice,
     check_positive,
     check_rate,
     check_vocab_size,

@@ -20,11 +20,16 @@ import keras
 from keras import layers, ops
 
 from kexp.errors import KexpError
-from kexp.models.layers import check_activation, check_initializer, classifier, regularizer
+from kexp.models.layers import (
+    check_activation,
+    check_choice,
+    check_initializer,
+    classifier,
+    regularizer,
+)
 from kexp.models.sequence import (
     MaskedPooling1D,
     PaddingMask,
-    check_choice,
     check_positive,
     check_rate,
     check_vocab_size,

@@ -170,8 +170,7 @@ class _Reporting:
         done = [t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED")]
         total = getattr(oracle, "max_trials", None) or "?"
         best = best_trials(oracle, 1)
-        values = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items()
-                           if not k.startswith("tuner/"))
+        values = ", ".join(f"{k}={_short(v)}" for k, v in _values(trial).items())
         result = (f"{oracle.objective.name}={trial.score:.4f}" if trial.status == "COMPLETED"
                   else f"{trial.status}: {first_error(trial)}")
         best_text = f"{best[0].score:.4f}" if best else "-"
@@ -240,7 +239,7 @@ def summarize(tuner: kt.Tuner, runner: TrialRunner, cfg: DictConfig, out: Path
 
 
 def _values(trial: Any) -> dict[str, Any]:
-    return {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+    return space.searched(trial.hyperparameters.values)
 
 
 def write_best(trial_cfg: DictConfig, path: Path) -> Path:

@@ -95,10 +95,15 @@ def _param(key: str, spec: Any) -> Param:
     return Param(key, kind, min=low, max=high, step=step, sampling=sampling)
 
 
+def searched(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's values without keras-tuner's own bookkeeping (Hyperband's tuner/epochs, ...)."""
+    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+
 def overrides(values: Mapping[str, Any]) -> list[str]:
     """A trial's values as command-line overrides, group choices first."""
-    pairs = sorted(values.items(), key=lambda kv: "." in kv[0])
-    return [f"{key}={_literal(value)}" for key, value in pairs if not key.startswith("tuner/")]
+    pairs = sorted(searched(values).items(), key=lambda kv: "." in kv[0])
+    return [f"{key}={_literal(value)}" for key, value in pairs]
 
 
 def _literal(value: Any) -> str:

@@ -25,7 +25,7 @@ from kexp.tracking import make_tracker
 from kexp.tracking.tracker import run_tags
 from kexp.train import model_card, prepare
 from kexp.training.callbacks import LearningRateLogger, NonFiniteLossGuard
-from kexp.tuning.space import Param, overrides
+from kexp.tuning.space import Param, overrides, searched
 
 log = logging.getLogger("kexp")
 
@@ -76,7 +76,7 @@ class TrialRunner(kt.HyperModel):
     def fit(self, hp: kt.HyperParameters, model, *args, callbacks=(), epochs=None,
             initial_epoch: int = 0, **kwargs):
         cfg, trial = self._cfg, self.trial
-        values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        values = searched(hp.values)
         tags = {**run_tags(cfg.model.name, cfg.data.name, cfg.tags), "kexp.trial_id":
                 trial.trial_id}
         parent_trial = hp.values.get("tuner/trial_id")  # Hyperband: continues this trial

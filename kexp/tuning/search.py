@@ -24,20 +24,22 @@ from kexp.errors import KexpError, TrainingFailed
 from kexp.tracking import make_tracker
 from kexp.tracking.params import flatten
 from kexp.tracking.tracker import run_tags
-from kexp.tuning import space
+from kexp.tuning import distributed, space
 from kexp.tuning.plots import plot_trials
-from kexp.tuning.trials import TrialRunner
+from kexp.tuning.trials import PARENT_RUN_FILE, TrialRunner
 
 log = logging.getLogger("kexp")
 
-PARENT_RUN_FILE = "mlflow_parent_run.txt"  # in the project dir: the run a resumed search reopens
 BEST_FILE = "best.yaml"
 SUMMARY_FILE = "trials.csv"
 TRAIN_RUN_DIR = "${paths.log_dir}/runs/${now:%Y-%m-%d_%H-%M-%S-%f}_${kexp_pid:}"
 
 
 def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
-    """Run (or resume) the search `cfg.tuner` over `cfg.search.space`; returns the summary."""
+    """Run (or resume) the search `cfg.tuner` over `cfg.search.space`; returns the summary.
+
+    With `tuner.distributed.role=worker` this process only runs the trials the chief's oracle
+    hands out, and returns the ids of those it ran."""
     params = space.parse(cfg.search.space)
     out = run_dir.output_dir(cfg)
 
@@ -46,13 +48,21 @@ def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
         trial_cfg.paths.output_dir = str(out)
         return trial_cfg
 
-    space.check_keys(params, compose, groups(), group_options)
-    runner = TrialRunner(params, compose, Path(cfg.paths.log_dir))
-    tuner = make_tuner(cfg.tuner, runner)
-    project = Path(tuner.project_dir)
+    with distributed.environment(cfg.tuner.distributed) as role:
+        space.check_keys(params, compose, groups(), group_options)
+        runner = TrialRunner(params, compose, Path(cfg.paths.log_dir))
+        tuner = make_tuner(cfg.tuner, runner, worker=role == "worker")
+        runner.project_dir, runner.tuner_id = Path(tuner.project_dir), tuner.tuner_id
+        if role == "worker":
+            return work(tuner, runner, cfg.tuner.distributed.address)
+        return lead(cfg, tuner, runner, out)
 
+
+def lead(cfg: DictConfig, tuner: kt.Tuner, runner: TrialRunner, out: Path) -> dict[str, Any]:
+    """The search's MLflow parent run around the search (run here, or served to workers when
+    this is the chief), then the summary and, if asked, the best config retrained."""
     parent = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
-    saved = project / PARENT_RUN_FILE
+    saved = runner.project_dir / PARENT_RUN_FILE
     resume = saved.read_text().strip() if saved.exists() and not cfg.tuner.overwrite else None
     tags = {**run_tags(cfg.model.name, cfg.data.name, cfg.tags), "kexp.search": "parent"}
     parent.start(run_name=f"tune-{cfg.tuner.project_name}",
@@ -63,6 +73,11 @@ def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
         saved.write_text(parent.run_id + "\n")
     if resume and parent.kill_stale_children():
         log.info("resuming the search: trials cut off last time are marked KILLED in MLflow")
+    if cfg.tuner.distributed.role == "chief":
+        address = cfg.tuner.distributed.address
+        print(f"[kexp.tune] chief: serving the oracle at {address} until the search is over; "
+              f"start workers with the same command and tuner.distributed.role=worker "
+              f"tuner.distributed.address={address}", flush=True)
     status, stopped = "FAILED", None
     try:
         try:
@@ -87,6 +102,23 @@ def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
     if stopped:
         log.warning("search stopped early: %s", stopped)
     return summary
+
+
+def work(tuner: kt.Tuner, runner: TrialRunner, address: str) -> dict[str, Any]:
+    """A worker's part of a distributed search: trials from the chief until it says stop."""
+    import grpc
+
+    print(f"[kexp.tune] worker {runner.tuner_id}: asking the chief at {address} for trials "
+          "(it waits for the chief to start)", flush=True)
+    try:
+        tuner.search(verbose=0)
+    except grpc.RpcError as err:  # the chief went away or failed mid-search
+        raise TrainingFailed(f"worker {runner.tuner_id}: the chief at {address} did not answer: "
+                             f"{err.code().name}: {err.details()}") from None
+    ran = sorted(runner.records, key=int)
+    print(f"[kexp.tune] worker {runner.tuner_id}: the chief ended the search; this worker ran "
+          f"{len(ran)} trial(s): {', '.join(ran) or 'none'}", flush=True)
+    return {"worker": runner.tuner_id, "trials": ran}
 
 
 def retrain_best(runner: TrialRunner, values: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -119,8 +151,10 @@ TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
           "hyperband": kt.Hyperband, "grid": kt.GridSearch}
 
 
-def make_tuner(tuner_cfg: DictConfig, runner: TrialRunner) -> kt.Tuner:
-    """The keras-tuner tuner `tuner.name` names, reporting to `runner` and to the console."""
+def make_tuner(tuner_cfg: DictConfig, runner: TrialRunner, worker: bool = False) -> kt.Tuner:
+    """The keras-tuner tuner `tuner.name` names, reporting to `runner` and to the console.
+
+    A worker never overwrites: the project directory is the chief's too."""
     name = tuner_cfg.name
     if name not in TUNERS:
         raise KexpError(f"tuner.name: '{name}' is not one of {', '.join(TUNERS)}")
@@ -128,7 +162,7 @@ def make_tuner(tuner_cfg: DictConfig, runner: TrialRunner) -> kt.Tuner:
         "objective": kt.Objective(tuner_cfg.objective, direction=tuner_cfg.direction),
         "seed": tuner_cfg.seed, "max_consecutive_failed_trials": tuner_cfg.max_failed_trials,
         "directory": tuner_cfg.directory, "project_name": tuner_cfg.project_name,
-        "overwrite": tuner_cfg.overwrite,
+        "overwrite": tuner_cfg.overwrite and not worker,
     }
     if name == "hyperband":
         options.update(max_epochs=tuner_cfg.max_epochs, factor=tuner_cfg.factor,
@@ -167,7 +201,8 @@ class _Reporting:
 
     def _report(self, trial) -> None:
         oracle = self.oracle
-        done = [t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED")]
+        trial = oracle.get_trial(trial.trial_id)  # a worker's copy lacks the chief's score
+        done = [t for t in all_trials(oracle) if t.status in ("COMPLETED", "FAILED")]
         total = getattr(oracle, "max_trials", None) or "?"
         best = best_trials(oracle, 1)
         values = ", ".join(f"{k}={_short(v)}" for k, v in _values(trial).items())
@@ -180,6 +215,13 @@ class _Reporting:
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def all_trials(oracle: Any) -> list[Any]:
+    """Every trial of the search; on a worker, as the chief's oracle knows them."""
+    if hasattr(oracle, "trials"):
+        return list(oracle.trials.values())
+    return oracle.get_best_trials(2**31 - 1)  # the client has no `trials`: best pads with all
 
 
 def best_trials(oracle: Any, k: int) -> list[Any]:
@@ -211,7 +253,8 @@ def summarize(tuner: kt.Tuner, runner: TrialRunner, cfg: DictConfig, out: Path
         raise TrainingFailed(f"every trial of the search failed; the first: {detail}")
     write_best(runner.trial_config(_values(best[0])), out / BEST_FILE)
     objective = oracle.objective.name
-    rows = [(t.trial_id, t.score, runner.records.get(t.trial_id), _values(t)) for t in best]
+    records = {t.trial_id: runner.record(t.trial_id) for t in trials}
+    rows = [(t.trial_id, t.score, records[t.trial_id], _values(t)) for t in best]
     header = ["trial", objective, "epochs", "seconds", *_values(best[0])]
     lines = [",".join(header)]
     for trial_id, score, record, values in rows:
@@ -234,8 +277,8 @@ def summarize(tuner: kt.Tuner, runner: TrialRunner, cfg: DictConfig, out: Path
             "metrics": {f"best_{objective}": float(best[0].score),
                         "trials_completed": counts["COMPLETED"],
                         "trials_failed": counts["FAILED"],
-                        # epochs trained in this process (a resumed search counts anew)
-                        "epochs_trained": sum(r.epochs for r in runner.records.values())}}
+                        # by every trial, whichever process (or earlier run) trained it
+                        "epochs_trained": sum(r.epochs for r in records.values() if r)}}
 
 
 def _values(trial: Any) -> dict[str, Any]:

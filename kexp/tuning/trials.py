@@ -4,14 +4,20 @@
 from the search space's values (as the same command-line overrides would) and builds data and
 model with `kexp.train.prepare`; `fit` trains on the training split, is judged on the validation
 split, and logs itself as a child run of the search's parent run.
+
+What a trial leaves behind is kept in the tuner's project directory, shared by every process of
+a search: the parent run's id (so a worker of a distributed search, or a resumed search, links
+its child runs to it) and a small record per trial (its run id, epochs and seconds) that the
+summary reads, whichever process ran the trial.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,9 @@ from kexp.tuning.space import Param, overrides, searched
 
 log = logging.getLogger("kexp")
 
+PARENT_RUN_FILE = "mlflow_parent_run.txt"  # in the project dir: the search's MLflow run
+RECORDS_DIR = "kexp_trials"  # in the project dir: <trial id>.json, a TrialRecord each
+
 
 @dataclass
 class TrialRecord:
@@ -45,7 +54,9 @@ class TrialRunner(kt.HyperModel):
     params: Sequence[Param]
     compose: Callable[[list[str]], DictConfig]  # overrides -> the trial's training config
     log_dir: Path
-    records: dict[str, TrialRecord] = field(default_factory=dict)
+    project_dir: Path | None = None  # the tuner's; set once the tuner exists
+    tuner_id: str = "tuner0"  # keras-tuner's id of this process (a worker's name when distributed)
+    records: dict[str, TrialRecord] = field(default_factory=dict)  # trials run by this process
     trial: Any = None  # set by the tuner before each trial (keras-tuner does not pass it)
     _cfg: DictConfig | None = None
     _data: Any = None
@@ -58,6 +69,28 @@ class TrialRunner(kt.HyperModel):
         cfg = self.compose(overrides(values))
         validate(cfg)
         return cfg
+
+    def record(self, trial_id: str) -> TrialRecord | None:
+        """The record of a trial run by this process or, from the project dir, by any other."""
+        if trial_id in self.records:
+            return self.records[trial_id]
+        path = self._records_dir() / f"{trial_id}.json"
+        return TrialRecord(**json.loads(path.read_text())) if path.exists() else None
+
+    def parent_run(self) -> str | None:
+        """The MLflow run of the search, as the chief (or the single process) wrote it."""
+        path = Path(self.project_dir or ".") / PARENT_RUN_FILE
+        if self.project_dir is None or not path.exists():
+            return None
+        return path.read_text().strip() or None
+
+    def _records_dir(self) -> Path:
+        return Path(self.project_dir or ".") / RECORDS_DIR
+
+    def _save(self, trial_id: str, record: TrialRecord) -> None:
+        if self.project_dir is not None:
+            self._records_dir().mkdir(exist_ok=True)
+            (self._records_dir() / f"{trial_id}.json").write_text(json.dumps(asdict(record)))
 
     def build(self, hp: kt.HyperParameters):
         values = {p.key: p.declare(hp) for p in self.params}
@@ -77,16 +110,20 @@ class TrialRunner(kt.HyperModel):
             initial_epoch: int = 0, **kwargs):
         cfg, trial = self._cfg, self.trial
         values = searched(hp.values)
-        tags = {**run_tags(cfg.model.name, cfg.data.name, cfg.tags), "kexp.trial_id":
-                trial.trial_id}
-        parent_trial = hp.values.get("tuner/trial_id")  # Hyperband: continues this trial
-        if parent_trial in self.records and self.records[parent_trial].run_id:
-            tags["kexp.promoted_from"] = self.records[parent_trial].run_id
+        tags = {**run_tags(cfg.model.name, cfg.data.name, cfg.tags),
+                "kexp.trial_id": trial.trial_id, "kexp.tuner_id": self.tuner_id}
+        parent_run = self.parent_run()
+        if parent_run:  # set by MLflow itself too when the parent is active in this process
+            tags["mlflow.parentRunId"] = parent_run
+        promoted = self.record(hp.values.get("tuner/trial_id", ""))  # Hyperband's parent trial
+        if promoted and promoted.run_id:
+            tags["kexp.promoted_from"] = promoted.run_id
         tracker = make_tracker(cfg.logger, self.log_dir)
         tracker.start(run_name=f"trial-{trial.trial_id}",
                       params=OmegaConf.to_container(cfg, resolve=True), tags=tags)
         tracker.log_metrics(model_card(model))
-        record = self.records.setdefault(trial.trial_id, TrialRecord(values))
+        record = self.records.setdefault(trial.trial_id,
+                                         self.record(trial.trial_id) or TrialRecord(values))
         record.run_id = tracker.run_id
         started, status = time.perf_counter(), "FAILED"
         try:
@@ -106,4 +143,5 @@ class TrialRunner(kt.HyperModel):
             raise
         finally:
             record.seconds += time.perf_counter() - started
+            self._save(trial.trial_id, record)
             tracker.finish(status)

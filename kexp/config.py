@@ -13,6 +13,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kexp.errors import KexpError
+from kexp.tuning import distributed
 
 
 def validate_types(cfg: DictConfig, defaults: DictConfig) -> None:
@@ -100,6 +101,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.l1": (_non_negative_number, "a number >= 0"),
     "model.l2": (_non_negative_number, "a number >= 0"),
     "model.width": (_positive_number, "a positive number"),
+    "tuner.distributed.role": (_one_of(*distributed.ROLES), ", ".join(distributed.ROLES)),
+    "tuner.distributed.address": (distributed.is_address, "host:port, e.g. 127.0.0.1:8000"),
 }
 
 

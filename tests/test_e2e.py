@@ -138,10 +138,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 
 def test_multirun_sweeps_and_concurrent_runs_get_their_own_dirs(tmp_path):
-    sweep = run_kexp(["-m", "model=mlp,cnn", "debug=fast", "logger=none"], tmp_path)
+    sweep = run_kexp(["-m", "model=mlp,cnn", "debug=fast", "logger.log_model=false"], tmp_path)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     jobs = sorted((tmp_path / "logs" / "multiruns").glob("*/*/metrics.json"))
     assert [OmegaConf.load(p.parent / "config.yaml").model.name for p in jobs] == ["mlp", "cnn"]
+    c = client(tmp_path / "logs")  # one MLflow run per job
+    runs = c.search_runs([c.get_experiment_by_name("kexp-debug").experiment_id])
+    assert sorted((r.data.tags["model"], r.info.status) for r in runs) == [
+        ("cnn", "FINISHED"), ("mlp", "FINISHED")]
 
     args = [sys.executable, "-m", "kexp", "debug=fast", "logger=none", "trainer.epochs=1"]
     env = {"KEXP_LOG_DIR": str(tmp_path / "logs"), "PATH": str(Path(sys.executable).parent)}

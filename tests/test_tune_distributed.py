@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from kexp.errors import KexpError
 from kexp.tuning import distributed
+from tests.conftest import run_kexp
 from tests.test_e2e import client
 
 
@@ -29,6 +30,16 @@ def dist(**keys):
 def test_bad_distributed_settings_are_named(keys, message):
     with pytest.raises(KexpError, match="^" + message.replace("(", r"\(")):
         distributed.tuner_id(dist(**keys))
+
+
+@pytest.mark.parametrize("arg", ["tuner.distributed.role=master",
+                                 "tuner.distributed.address=10.0.0.1"])
+def test_bad_distributed_setting_on_the_command_line_is_one_line(tmp_path, arg):
+    done = run_kexp([arg], tmp_path, module="kexp.tune", timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"kexp: error: {arg.split('=')[0]}: '{arg.split('=')[1]}' is not valid; expected "
+        + ("none, chief, worker" if "role" in arg else "host:port, e.g. 127.0.0.1:8000")]
 
 
 def test_keras_tuner_environment_is_set_for_the_search_only(monkeypatch):

@@ -30,6 +30,14 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def is_address(address: str) -> bool:
+    try:
+        parse_address(address)
+    except KexpError:
+        return False
+    return True
+
+
 def tuner_id(dist: DictConfig) -> str | None:
     """keras-tuner's id for this process: 'chief', the worker's id, or None (not distributed)."""
     role = dist.role

@@ -34,6 +34,7 @@ from kexp.training.optimizers import build_optimizer
 from kexp.training.precision import precision_policy, seed_everything
 from kexp.training.schedules import build_schedule
 from kexp.training.strategy import describe, make_strategy
+from kexp.training.throughput import Throughput
 
 log = logging.getLogger("kexp")
 
@@ -55,9 +56,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     status = "FAILED"
     try:
         guard, interrupt = NonFiniteLossGuard(), GracefulInterrupt()
+        throughput = Throughput(data.spec.num_train, started=started)
         history = model.fit(
             data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
-            callbacks=[interrupt, LearningRateLogger(), guard,
+            callbacks=[interrupt, throughput, LearningRateLogger(), guard,
                        *build_callbacks(cfg.callbacks, out), tracker.callback()],
             verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
         if interrupt.interrupted:
@@ -67,10 +69,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         keep_best_model(model, cfg.callbacks, out)
         test = model.evaluate(data.test, verbose=0, return_dict=True)
 
-        metrics = {**summarize(history, test, started), **card}
-        tracker.log_metrics({"test_loss": metrics["test_loss"],
-                             "test_accuracy": metrics["test_accuracy"],
-                             "best_val_accuracy": metrics["best_val_accuracy"]})
+        metrics = {**summarize(history, test, started), **card,
+                   "examples_per_second": round(throughput.per_second, 1),
+                   "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2)}
+        tracker.log_metrics({key: metrics[key] for key in (
+            "test_loss", "test_accuracy", "best_val_accuracy", "examples_per_second")})
         artifacts = [run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
                      run_dir.write_summary(model, out),
                      run_dir.plot_learning_curves(history, out),

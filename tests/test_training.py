@@ -83,3 +83,25 @@ def test_non_finite_loss_stops_and_says_where():
     assert guard.failure is not None and "epoch 1" in guard.failure
     assert len(history.history["loss"]) == 1  # stopped in the first epoch
     assert not math.isfinite(history.history["loss"][0]) or "step" in guard.failure
+
+
+def test_throughput_times_training_not_validation():
+    import time
+
+    from kexp.training.throughput import Throughput
+
+    class SlowValidation(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            time.sleep(0.3)  # a validation pass slower than the whole training epoch
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = np.ones((256, 4), "float32"), np.zeros(256, "int32")
+    throughput = Throughput(examples_per_epoch=256)
+    model.fit(x, y, batch_size=32, epochs=3, validation_data=(x[:32], y[:32]), verbose=0,
+              callbacks=[throughput, SlowValidation()])
+    assert len(throughput.seconds) == 3
+    assert max(throughput.seconds[1:]) < 0.3  # the sleeping validation is not counted
+    # the first epoch traces the step function: the median of the other two is reported
+    assert throughput.per_second == pytest.approx(256 / (sum(throughput.seconds[1:]) / 2))
+    assert 0 < throughput.first_step_seconds < sum(throughput.seconds)

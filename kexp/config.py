@@ -93,10 +93,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "constant, cosine, step or warmup",
     ),
     "strategy.name": (
-        _one_of("auto", "cpu", "one_device", "mirrored"),
-        "auto, cpu, one_device or mirrored",
+        _one_of("auto", "cpu", "one_device", "mirrored", "multi_worker", "tpu"),
+        "auto, cpu, one_device, mirrored, multi_worker or tpu",
     ),
     "logger.backend": (_one_of("mlflow", "none"), "mlflow or none"),
+    "data.augment_on": (_one_of("pipeline", "model"), "pipeline or model"),
     "model.dropout": (lambda v: _non_negative_number(v) and v < 1, "a number in [0, 1)"),
     "model.l1": (_non_negative_number, "a number >= 0"),
     "model.l2": (_non_negative_number, "a number >= 0"),

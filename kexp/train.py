@@ -6,34 +6,41 @@ the tuner and notebooks all call it. Importing this module imports TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from kexp import data as datasets
 from kexp import models, run_dir
 from kexp.config import check_complete, validate
 from kexp.data import DataBundle
+from kexp.data.augment import with_augmentation
 from kexp.data.text import save_vocabulary
 from kexp.errors import KexpError, TrainingFailed
 from kexp.tracking import make_tracker
-from kexp.tracking.tracker import run_tags
+from kexp.tracking.tracker import NullTracker, run_tags
 from kexp.training.callbacks import (
     GracefulInterrupt,
     LearningRateLogger,
     NonFiniteLossGuard,
     build_callbacks,
 )
+from kexp.training.multi_worker import distribute, finish_together
 from kexp.training.optimizers import build_optimizer
 from kexp.training.precision import precision_policy, seed_everything
 from kexp.training.schedules import build_schedule
-from kexp.training.strategy import describe, make_strategy
+from kexp.training.settings import RunSettings, describe, resolve
+from kexp.training.strategy import make_strategy
 from kexp.training.throughput import Throughput
 
 log = logging.getLogger("kexp")
@@ -44,13 +51,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     check_complete(cfg)
     validate(cfg)
-    out = run_dir.output_dir(cfg)
-    data, model = prepare(cfg)
+    data, model, settings = prepare(cfg)
     card = model_card(model)
+    if settings.chief:
+        out = run_dir.output_dir(cfg)
+        tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
+    else:  # another worker of a multi-worker run: it trains in step, the chief keeps the record
+        out, tracker = Path(tempfile.mkdtemp(prefix="kexp-worker-")), NullTracker()
 
-    tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
     tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
-                  params=OmegaConf.to_container(cfg, resolve=True),
+                  params={**OmegaConf.to_container(cfg, resolve=True),
+                          "resolved": dataclasses.asdict(settings)},
                   tags=run_tags(cfg.model.name, cfg.data.name, cfg.tags))
     tracker.log_metrics(card)  # logged first, so even a failed run can be compared by cost
     status = "FAILED"
@@ -82,55 +93,59 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             artifacts.append(save_vocabulary(data.vocabulary, out / run_dir.VOCABULARY_FILE))
         for path in artifacts:
             tracker.log_artifact(path)
-        tracker.log_model(model, examples=data.test)
+        tracker.log_model(model)
+        finish_together(model)  # multi-worker: the others wait while the chief writes
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         tracker.finish(status)
+        if not settings.chief:
+            shutil.rmtree(out, ignore_errors=True)
     log.info("test_accuracy %.4f  test_loss %.4f  (%d epochs, %.1f s) -> %s",
              metrics["test_accuracy"], metrics["test_loss"], metrics["epochs"],
-             metrics["wall_seconds"], out)
+             metrics["wall_seconds"], out if settings.chief else "the chief's run directory")
     return metrics
 
 
 def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.load
-            ) -> tuple[DataBundle, keras.Model]:
+            ) -> tuple[DataBundle, keras.Model, RunSettings]:
     """Seeds, the strategy, the data and the compiled model: where every run and every tuning
     trial starts. `load_data` is `kexp.data.load` or a caching stand-in with its signature."""
     keras.backend.clear_session()  # frees the models of earlier runs in this process (-m, trials)
     seed_everything(cfg.trainer.seed)
     strategy = make_strategy(cfg.strategy)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = cfg.trainer.batch_size * replicas
-    log.info(describe(strategy, cfg.trainer.batch_size))
-    data = load_data(cfg.data, global_batch_size=global_batch, seed=cfg.trainer.seed)
-    steps_per_epoch = max(1, math.ceil(data.spec.num_train / global_batch))
+    settings = resolve(cfg, strategy)
+    data = load_data(cfg.data, global_batch_size=settings.global_batch_size,
+                     seed=cfg.trainer.seed)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        data = dataclasses.replace(data, **{split: distribute(getattr(data, split), strategy)
+                                            for split in ("train", "val", "test")})
+    steps_per_epoch = max(1, math.ceil(data.spec.num_train / settings.global_batch_size))
 
     with precision_policy(cfg.trainer.precision), strategy.scope():
         model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes,
                              vocab_size=data.spec.vocab_size)
-        compile_model(model, cfg, steps_per_epoch, replicas)
-    return data, model
+        model = with_augmentation(model, cfg.data, cfg.trainer.seed)
+        compile_model(model, cfg, settings, steps_per_epoch)
+    if settings.jit_compile and not model.jit_compile:  # a layer XLA cannot compile
+        settings = dataclasses.replace(settings, jit_compile=False)
+    log.info(describe(strategy, settings))
+    return data, model, settings
 
 
-def compile_model(model: keras.Model, cfg: DictConfig, steps_per_epoch: int,
-                  replicas: int) -> None:
+def compile_model(model: keras.Model, cfg: DictConfig, settings: RunSettings,
+                  steps_per_epoch: int) -> None:
     """Optimizer, schedule, loss and metrics, with XLA and steps_per_execution set explicitly."""
     if cfg.callbacks.reduce_lr.enabled and cfg.schedule.name != "constant":
         raise KexpError(f"callbacks.reduce_lr needs schedule=constant (schedule="
                         f"{cfg.schedule.name} already sets the learning rate every step)")
-    lr = build_schedule(cfg.schedule, cfg.optimizer.lr, steps_per_epoch, cfg.trainer.epochs)
-    steps_per_execution = cfg.trainer.steps_per_execution
-    if replicas > 1 and steps_per_execution > 1:
-        # MirroredStrategy crashes in fit with steps_per_execution > 1 (keras-team/keras#19246)
-        log.warning("trainer.steps_per_execution=%d forced to 1 under %d replicas",
-                    steps_per_execution, replicas)
-        steps_per_execution = 1
+    lr = build_schedule(cfg.schedule, settings.learning_rate, steps_per_epoch, cfg.trainer.epochs)
     model.compile(optimizer=build_optimizer(cfg.optimizer, lr),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=cfg.trainer.jit_compile, steps_per_execution=steps_per_execution)
+                  jit_compile=settings.jit_compile,
+                  steps_per_execution=settings.steps_per_execution)
 
 
 def keep_best_model(model: keras.Model, callbacks_cfg: DictConfig, out: Path) -> None:

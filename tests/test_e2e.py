@@ -125,18 +125,6 @@ def test_image_model_too_deep_for_the_data_is_one_line(tmp_path):
         "got (8, 8, 1); use fewer model.filters"]
 
 
-def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    done = run_kexp(["strategy=mirrored", "strategy.virtual_cpus=2", "debug=fast",
-                     "logger=none", "trainer.batch_size=32", "trainer.steps_per_execution=4"],
-                    tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    said = done.stdout + done.stderr  # Hydra's logging writes to stdout
-    assert "MirroredStrategy with 2 replica(s), global batch 64 (32 per replica)" in said
-    assert "steps_per_execution=4 forced to 1 under 2 replicas" in said
-    (folder,) = run_dirs(tmp_path / "logs")
-    assert json.loads((folder / "metrics.json").read_text())["epochs"] == 1
-
-
 def test_multirun_sweeps_and_concurrent_runs_get_their_own_dirs(tmp_path):
     sweep = run_kexp(["-m", "model=mlp,cnn", "debug=fast", "logger.log_model=false"], tmp_path)
     assert sweep.returncode == 0, sweep.stderr[-3000:]

@@ -92,7 +92,7 @@ def test_throughput_times_training_not_validation():
 
     class SlowValidation(keras.callbacks.Callback):
         def on_test_begin(self, logs=None):
-            time.sleep(0.3)  # a validation pass slower than the whole training epoch
+            time.sleep(1.0)  # a validation pass far slower than the training part of an epoch
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
@@ -101,7 +101,7 @@ def test_throughput_times_training_not_validation():
     model.fit(x, y, batch_size=32, epochs=3, validation_data=(x[:32], y[:32]), verbose=0,
               callbacks=[throughput, SlowValidation()])
     assert len(throughput.seconds) == 3
-    assert max(throughput.seconds[1:]) < 0.3  # the sleeping validation is not counted
+    assert max(throughput.seconds[1:]) < 1.0  # the sleeping validation is not counted
     # the first epoch traces the step function: the median of the other two is reported
     assert throughput.per_second == pytest.approx(256 / (sum(throughput.seconds[1:]) / 2))
     assert 0 < throughput.first_step_seconds < sum(throughput.seconds)

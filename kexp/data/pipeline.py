@@ -1,6 +1,9 @@
 """The one input pipeline every source goes through.
 
 normalize (AUTOTUNE) -> subset -> cache -> shuffle [train] -> batch -> augment [train] -> prefetch
+
+(augment only with data.augment_on=pipeline; with `model` it runs inside the model instead, see
+kexp.data.augment.with_augmentation)
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from kexp.data import keys
-from kexp.data.augment import augment_dataset
+from kexp.data.augment import augment_dataset, augment_on, augment_settings
 from kexp.data.bundle import DataBundle, DataSpec
 from kexp.errors import KexpError
 
@@ -64,8 +67,8 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int) ->
     subset = keys.positive_int(cfg, "subset", None, allow_none=True)
     cache = keys.boolean(cfg, "cache", True)
     shuffle_buffer = keys.positive_int(cfg, "shuffle_buffer", 10000)
-    crop_padding = keys.non_negative_int(cfg, "augment.crop_padding", 0)
-    horizontal_flip = keys.boolean(cfg, "augment.horizontal_flip", False)
+    crop_padding, horizontal_flip = augment_settings(cfg)
+    in_pipeline = augment_on(cfg) == "pipeline"  # else the model augments (with_augmentation)
 
     def normalize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.cast(x, tf.float32) / scale
@@ -84,7 +87,8 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int) ->
 
     train = train.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     train = train.batch(global_batch_size)
-    train = augment_dataset(train, crop_padding, horizontal_flip, seed)
+    if in_pipeline:
+        train = augment_dataset(train, crop_padding, horizontal_flip, seed)
     spec = DataSpec(
         name=str(keys.get(cfg, "name", keys.get(cfg, "source"))),
         input_shape=input_shape,

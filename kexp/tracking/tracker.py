@@ -28,7 +28,7 @@ class Tracker(Protocol):
               resume: str | None = None) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path) -> None: ...
-    def log_model(self, model: keras.Model, examples: Any) -> None: ...
+    def log_model(self, model: keras.Model) -> None: ...
     def finish(self, status: str) -> None: ...
     def kill_stale_children(self) -> int: ...
     def callback(self) -> keras.callbacks.Callback: ...
@@ -43,7 +43,7 @@ class NullTracker:
               resume: str | None = None) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path) -> None: ...
-    def log_model(self, model: keras.Model, examples: Any) -> None: ...
+    def log_model(self, model: keras.Model) -> None: ...
     def finish(self, status: str) -> None: ...
 
     def kill_stale_children(self) -> int:
@@ -98,19 +98,24 @@ class MlflowTracker:
         if Path(path).exists():
             self._mlflow.log_artifact(str(path))
 
-    def log_model(self, model: keras.Model, examples: Any) -> None:
-        """Log `model` as an MLflow Keras model, its signature taken from the first two
-        inputs of `examples`, a batched (x, y) dataset."""
+    def log_model(self, model: keras.Model) -> None:
+        """Log `model` as an MLflow Keras model with a signature (input and output shapes and
+        dtypes), found by calling it on two all-zero inputs of its input spec: no data is
+        drawn, so it works the same under any strategy (a multi-worker run's dataset cannot be
+        iterated by the chief alone)."""
         if not self.should_log_model:
             return
         import numpy as np
         import tensorflow as tf
         from mlflow.models import infer_signature
 
-        x = np.asarray(next(iter(examples))[0][:2])
+        spec = model.inputs[0]
+        x = np.zeros((2, *spec.shape[1:]), dtype=spec.dtype)
+        # a direct call: model.predict would gather across the workers of a multi-worker run
+        y = keras.ops.convert_to_numpy(model(x, training=False))
         # explicit requirements skip MLflow's slow inference by re-importing the model
         self._mlflow.keras.log_model(
-            model, name="model", signature=infer_signature(x, model.predict(x, verbose=0)),
+            model, name="model", signature=infer_signature(x, y),
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
 
     def kill_stale_children(self) -> int:

@@ -8,6 +8,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from kexp.errors import KexpError
+from kexp.training import keras_fixes
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +22,19 @@ _CROSS_DEVICE_OPS = {
 
 def make_strategy(cfg: DictConfig) -> tf.distribute.Strategy:
     """The strategy `cfg.name` asks for, checked against the devices this machine has."""
+    keras_fixes.apply()
+    if cfg.name == "multi_worker":  # first: it must come before TensorFlow sees any device
+        from kexp.training.multi_worker import make_multi_worker
+
+        return make_multi_worker(cfg)
     if cfg.name == "mirrored" and cfg.get("virtual_cpus"):
         _split_cpu(int(cfg.virtual_cpus))
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if cfg.name == "auto":
-        if len(gpus) >= 2:
-            return tf.distribute.MirroredStrategy()
-        if len(gpus) == 1:
+        choice = auto_choice(gpus)
+        if choice == "mirrored":
+            return tf.distribute.MirroredStrategy(gpus)
+        if choice == "one_device":
             return tf.distribute.OneDeviceStrategy(gpus[0])
         return tf.distribute.get_strategy()
     if cfg.name == "cpu":
@@ -37,16 +44,17 @@ def make_strategy(cfg: DictConfig) -> tf.distribute.Strategy:
         return tf.distribute.OneDeviceStrategy(cfg.device)
     if cfg.name == "mirrored":
         return _mirrored(cfg, gpus)
-    raise KexpError(f"strategy.name: '{cfg.name}' is not valid; expected auto, cpu, "
-                    f"one_device or mirrored")
+    if cfg.name == "tpu":
+        return _tpu(cfg)
+    raise KexpError(f"strategy.name: '{cfg.name}' is not valid; expected {', '.join(NAMES)}")
 
 
-def describe(strategy: tf.distribute.Strategy, per_replica_batch: int) -> str:
-    replicas = strategy.num_replicas_in_sync
-    name = type(strategy).__name__
-    name = "default (no distribution)" if name.startswith("_Default") else name
-    return (f"strategy {name} with {replicas} replica(s), "
-            f"global batch {per_replica_batch * replicas} ({per_replica_batch} per replica)")
+NAMES = ("auto", "cpu", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def auto_choice(gpus: list[str]) -> str:
+    """What `strategy=auto` picks for these visible GPUs: mirrored, one_device or default."""
+    return "mirrored" if len(gpus) >= 2 else "one_device" if gpus else "default"
 
 
 def _mirrored(cfg: DictConfig, gpus: list[str]) -> tf.distribute.Strategy:
@@ -62,6 +70,18 @@ def _mirrored(cfg: DictConfig, gpus: list[str]) -> tf.distribute.Strategy:
         _check_device(device)
     return tf.distribute.MirroredStrategy(devices=devices,
                                           cross_device_ops=_CROSS_DEVICE_OPS[op]())
+
+
+def _tpu(cfg: DictConfig) -> tf.distribute.Strategy:
+    """TPUStrategy over the TPU `strategy.tpu` names ('' finds the local or Colab/GCE one)."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.get("tpu") or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as err:
+        raise KexpError(f"strategy=tpu: no TPU reachable ({str(err).splitlines()[0]}); "
+                        f"set strategy.tpu to its name or grpc:// address") from None
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def _split_cpu(n: int) -> None:

@@ -95,7 +95,7 @@ class TrialRunner(kt.HyperModel):
     def build(self, hp: kt.HyperParameters):
         values = {p.key: p.declare(hp) for p in self.params}
         self._cfg = self.trial_config(values)
-        _, model = prepare(self._cfg, load_data=self._load)
+        _, model, _ = prepare(self._cfg, load_data=self._load)
         return model
 
     def _load(self, data_cfg: DictConfig, global_batch_size: int, seed: int | None):

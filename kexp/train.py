@@ -37,7 +37,7 @@ from kexp.training.callbacks import (
 )
 from kexp.training.multi_worker import distribute, finish_together
 from kexp.training.optimizers import build_optimizer
-from kexp.training.precision import precision_policy, seed_everything
+from kexp.training.precision import precision_policy, seed_everything, set_determinism
 from kexp.training.schedules import build_schedule
 from kexp.training.settings import RunSettings, describe, resolve
 from kexp.training.strategy import make_strategy
@@ -115,6 +115,7 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
     trial starts. `load_data` is `kexp.data.load` or a caching stand-in with its signature."""
     keras.backend.clear_session()  # frees the models of earlier runs in this process (-m, trials)
     seed_everything(cfg.trainer.seed)
+    set_determinism(cfg.trainer.get("deterministic", False))
     strategy = make_strategy(cfg.strategy)
     settings = resolve(cfg, strategy)
     data = load_data(cfg.data, global_batch_size=settings.global_batch_size,

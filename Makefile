@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui zoo-report bench-tune clean
+.PHONY: install dev run test lint ui zoo-report bench-tune bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,11 @@ dev: $(VENV)/.installed-dev-$(TF)
 run: install
 	$(PY) -m kexp $(ARGS)
 
+# two test processes: most tests wait on subprocess start-up and TensorFlow imports
+# (TEST_WORKERS=0 runs them in this process, e.g. to debug one test)
+TEST_WORKERS ?= 2
 test: dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: dev
 	$(BIN)/ruff check kexp tests
@@ -46,6 +49,11 @@ zoo-report: install
 # Hyperband against random search at the same epoch budget (MLP on digits, offline)
 bench-tune: install
 	$(PY) -m kexp.tuning.bench $(ARGS)
+
+# training images/s: plain Keras vs tf.data best practice vs kexp (docs/benchmarks.md);
+# ARGS=--quick is the reduced CI mode
+bench: install
+	$(PY) -m kexp.bench $(ARGS)
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

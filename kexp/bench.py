@@ -13,6 +13,7 @@ and the ratios c/a and c/b, time to the first training step, `python -m kexp --c
 time and, on a GPU, the model FLOPs utilization. Results: docs/benchmarks.md.
 
     python -m kexp.bench [--quick] [--repeats R] [--cases mlp,cnn,...] [--out PATH]
+                         [--kexp KEY=VALUE ...]   (an override for c only: "what if" a default)
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class Case:
 
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
-# ~0.5-1 s per timed epoch on 2 CPU cores; several short epochs per run, because on this machine
-# TensorFlow runs about one epoch in four at ~1.2 cores instead of ~1.85 (the median skips those)
+# 0.5-1.3 s per timed epoch on 2 CPU cores, ~9 minutes in all; many short epochs per run, because
+# there TensorFlow runs some whole epochs on ~1.2 cores instead of ~1.85 (the median skips those)
 FULL = {"mlp": Case("mlp", MNIST, 128), "cnn": Case("cnn", MNIST, 32),
         "resnet20": Case("resnet20", CIFAR, 4), "vgg11": Case("vgg11", CIFAR, 3)}
 # CI: every case, tiny, to show the benchmark runs and writes its JSON (the numbers mean nothing)
@@ -62,7 +63,7 @@ QUICK = {"mlp": Case("mlp", MNIST, 8, ("model.hidden_units=[32]",)),
          "cnn": Case("cnn", MNIST, 4, ("model.width=0.25",)),
          "resnet20": Case("resnet20", CIFAR, 2, ("model.width=0.25",)),
          "vgg11": Case("vgg11", CIFAR, 2, ("model.width=0.125",))}
-MODES = {"full": (FULL, 6, 5), "quick": (QUICK, 2, 1)}  # cases, epochs per run, repeats
+MODES = {"full": (FULL, 8, 3), "quick": (QUICK, 2, 1)}  # cases, epochs per run, repeats
 
 # Dense peak TFLOP/s per GPU from NVIDIA's datasheets, matched against the device name in order;
 # tf32 is float32 matmuls/convolutions on tensor cores (TensorFlow's default since Ampere); the
@@ -82,7 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "best practice (b) and kexp (c) on generated data: prints a table, writes JSON.")
     parser.add_argument("--quick", action="store_true",
                         help="CI mode: every case tiny, 1 repeat (the numbers mean nothing)")
-    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 5; quick: 1)")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 3; quick: 1)")
     parser.add_argument("--cases", default=",".join(FULL),
                         help=f"comma-separated, from {','.join(FULL)} (default: all)")
     parser.add_argument("--out", type=Path, help="the JSON (default: $KEXP_LOG_DIR/bench/"
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from kexp.cli import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+    # kexp's runs log to MLflow's default store (SQLite) in the temporary log_dir, never to a
+    # server $MLFLOW_TRACKING_URI may name
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kexp-bench-") as tmp:
         result = {"mode": mode, "date": datetime.datetime.now().isoformat(timespec="seconds"),

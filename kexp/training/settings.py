@@ -64,9 +64,10 @@ def jit_compile(setting: bool | str, strategy: tf.distribute.Strategy) -> bool:
     """trainer.jit_compile as a bool. `auto`: XLA when the run has one replica and it is a GPU.
 
     Keras' own `auto` turns XLA off under any tf.distribute strategy, so on one GPU (kexp's
-    OneDeviceStrategy) it would silently lose XLA; on a CPU it stays off (measured here: an MLP
-    1.8x faster with it, a VGG 2x slower), and with 2+ replicas too (Keras 3 compiles the whole
-    distributed step, untested here): set trainer.jit_compile=true to force it.
+    OneDeviceStrategy) it would silently lose XLA. On a CPU it stays off (`python -m kexp.bench
+    --cases mlp --kexp trainer.jit_compile=true` on 2 cores: the MLP at 0.39x the speed), and
+    with 2+ replicas too (Keras 3 compiles the whole distributed step, untested here): set
+    trainer.jit_compile=true to force it.
     """
     if isinstance(setting, bool):
         return setting

@@ -17,8 +17,8 @@ class Throughput(keras.callbacks.Callback):
 
     `first_step_seconds` runs from `started` (a `time.perf_counter()` value; default: when the
     callback is made) to the end of the first training step, seen as the start of the second.
-    Only begin-of-batch hooks are used: a batch-end hook would make Keras wait for every
-    step's logs on the main thread (it dispatches them asynchronously otherwise).
+    Only begin-of-batch hooks are used, so the callback never asks Keras for a step's logs
+    (on backends that dispatch batch-end hooks asynchronously, such a hook would force a wait).
     """
 
     def __init__(self, examples_per_epoch: int, started: float | None = None) -> None:

@@ -111,17 +111,23 @@ def precheck(argv: Sequence[str], config_name: str) -> None:
     args, _ = get_args_parser().parse_known_args(list(argv))
     if args.help or args.hydra_help or args.multirun or args.info or args.shell_completion:
         return
-    root = Path(args.config_dir or args.config_path or config_dir()).absolute()
+    root = Path(args.config_path or config_dir()).absolute()
     if args.config_path and not root.is_dir():
         fail(f"--config-path: '{args.config_path}' is not a directory")
+    extra = Path(args.config_dir).absolute() if args.config_dir else None
+    if extra is not None and not extra.is_dir():
+        fail(f"--config-dir: '{args.config_dir}' is not a directory")
     name = args.config_name or config_name
     overrides = [o for o in args.overrides if not o.lstrip("+~").startswith("hydra")]
+    if extra is not None:  # Hydra adds --config-dir to the search path, beside kexp's own conf
+        overrides.append(f"hydra.searchpath=[file://{extra}]")
     for override in overrides:
-        _check_group_option(override, root)
+        _check_group_option(override, root, extra)
     cfg = compose(root, name, overrides)
     from kexp.config import check_complete, validate, validate_types
 
-    run_guarded(lambda: validate_types(cfg, compose(root, name, _choices_only(overrides, root))))
+    run_guarded(lambda: validate_types(
+        cfg, compose(root, name, _choices_only(overrides, root, extra))))
     run_guarded(lambda: validate(cfg))
     if not args.cfg:
         run_guarded(lambda: check_complete(cfg))
@@ -141,19 +147,23 @@ def compose(root: Path, config_name: str, overrides: Sequence[str]):
         fail(_one_line(exc))
 
 
-def _check_group_option(override: str, root: Path) -> None:
+def _check_group_option(override: str, root: Path, extra: Path | None = None) -> None:
     key, sep, value = override.lstrip("+~").partition("=")
-    if not sep or "." in key or key not in groups(root) or value in ("null", ""):
+    roots = [root] if extra is None else [root, extra]
+    if not sep or "." in key or value in ("null", "") or \
+            not any(key in groups(r) for r in roots):
         return
-    options = group_options(key, root)
+    options = sorted({o for r in roots if (r / key).is_dir() for o in group_options(key, r)})
     if value not in options:
         fail(f"unknown {key} '{value}'; valid options: {', '.join(options)}")
 
 
-def _choices_only(overrides: Sequence[str], root: Path) -> list[str]:
-    """The group choices among `overrides`, to compose the defaults a value is checked against."""
-    group_names = groups(root)
-    return [o for o in overrides if o.lstrip("+~").partition("=")[0] in group_names]
+def _choices_only(overrides: Sequence[str], root: Path, extra: Path | None = None) -> list[str]:
+    """The group choices among `overrides` (and the search path), to compose the defaults a
+    value is checked against."""
+    group_names = set(groups(root)) | (set(groups(extra)) if extra else set())
+    return [o for o in overrides
+            if o.lstrip("+~").partition("=")[0] in group_names | {"hydra.searchpath"}]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,7 +6,9 @@ not a stack trace after the first epoch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +40,48 @@ def check_complete(cfg: DictConfig) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Range checks on the keys every run reads."""
+    """Range checks on the keys every run reads, and the `_target_` allowlist."""
     for key, (check, expected) in RULES.items():
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:
             continue
         if not check(value):
             raise KexpError(f"{key}: {value!r} is not valid; expected {expected}")
+    target = OmegaConf.select(cfg, "model._target_", default=None)
+    if target is not None:
+        check_target("model._target_", target, allowed_targets(cfg))
+
+
+# Modules whose callables a config may name as `_target_` without the user opting in: a
+# `_target_` is imported and called, so a config from elsewhere (a shared experiment, a
+# downloaded best.yaml) could otherwise run `os.system` or any other installed function.
+TRUSTED_TARGETS = ("kexp", "keras")
+
+
+def allowed_targets(cfg: DictConfig) -> list[str]:
+    """`kexp.allow_targets`: module prefixes or dotted names the user trusts besides kexp, keras."""
+    value = OmegaConf.select(cfg, "kexp.allow_targets", default=None)
+    if value is None:
+        return []
+    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise KexpError(f"kexp.allow_targets: {value!r} is not valid; expected a list of module "
+                        f"names or dotted paths, e.g. kexp.allow_targets=[mypkg.models]")
+    return value
+
+
+def check_target(key: str, target: Any, allowed: Sequence[str] = ()) -> None:
+    """Refuse a `_target_` outside kexp.*, keras.* and `allowed`, before anything is imported."""
+    if not isinstance(target, str) or not target.strip():
+        raise KexpError(f"{key}: {target!r} is not valid; expected the dotted path of a builder "
+                        f"function, e.g. kexp.models.mlp.mlp")
+    if any(target == prefix or target.startswith(prefix + ".")
+           for prefix in (*TRUSTED_TARGETS, *allowed)):
+        return
+    raise KexpError(f"{key}: {target!r} is not allowed; kexp only builds from kexp.* and "
+                    f"keras.*; add its module to kexp.allow_targets=[...] to trust it")
 
 
 _MISSING = object()
@@ -76,6 +113,55 @@ def _one_of(*options: Any) -> Callable[[Any], bool]:
     return lambda v: any(v == o and type(v) is type(o) for o in options)
 
 
+def _or_null(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _non_negative_int(v: Any) -> bool:
+    return is_int(v) and v >= 0
+
+
+def _open_fraction(v: Any) -> bool:
+    return is_number(v) and 0 < v < 1
+
+
+def _below_one(v: Any) -> bool:
+    return _non_negative_number(v) and v < 1
+
+
+def _sizes(v: Any) -> bool:
+    """A layer size or a list of them (an empty list: no such layers)."""
+    if isinstance(v, (list, tuple)) or OmegaConf.is_list(v):
+        return all(_positive_int(x) for x in v)
+    return _positive_int(v)
+
+
+def _image_size(v: Any) -> bool:
+    return (isinstance(v, (list, tuple)) or OmegaConf.is_list(v)) and len(v) == 2 and \
+        all(_positive_int(x) for x in v)
+
+
+def _existing_path(v: Any) -> bool:
+    # a missing data file is named here, in half a second, rather than after TensorFlow loads
+    return isinstance(v, str) and bool(v) and Path(v).expanduser().exists()
+
+
+def _usable_dir(v: Any) -> bool:
+    """A directory, or a path whose nearest existing parent is a directory kexp may write to."""
+    if not isinstance(v, str) or not v:
+        return False
+    path = Path(v).expanduser().absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+# model knobs that are layer sizes or counts, in whichever families have them
+_MODEL_SIZES = ("hidden_units", "dense_units", "filters", "dilations", "kernel_size", "units",
+                "layers", "embedding_dim", "embed_dim", "ff_dim", "num_heads", "num_blocks",
+                "growth_rate", "attention_units", "attention_reduction")
+
+
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.epochs": (_positive_int, "a positive integer"),
     "trainer.batch_size": (_positive_int, "a positive integer"),
@@ -102,13 +188,62 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.l1": (_non_negative_number, "a number >= 0"),
     "model.l2": (_non_negative_number, "a number >= 0"),
     "model.width": (_positive_number, "a positive number"),
+    "model.recurrent_dropout": (_below_one, "a number in [0, 1)"),
+    **{f"model.{key}": (_sizes, "a positive integer or a list of positive integers")
+       for key in _MODEL_SIZES},
+    "optimizer.weight_decay": (_or_null(_non_negative_number), "a number >= 0 or null"),
+    "optimizer.clipnorm": (_or_null(_positive_number), "a positive number or null"),
+    "optimizer.momentum": (_below_one, "a number in [0, 1)"),
+    "optimizer.beta_1": (_below_one, "a number in [0, 1)"),
+    "optimizer.beta_2": (_below_one, "a number in [0, 1)"),
+    "optimizer.rho": (_below_one, "a number in [0, 1)"),
+    "schedule.warmup_epochs": (_non_negative_int, "an integer >= 0"),
+    "schedule.min_lr_ratio": (lambda v: _non_negative_number(v) and v <= 1, "a number in [0, 1]"),
+    "schedule.start_ratio": (lambda v: _positive_number(v) and v <= 1, "a number in (0, 1]"),
+    "schedule.gamma": (_positive_number, "a positive number"),
+    "schedule.milestones": (_sizes, "a list of positive epoch numbers, e.g. [30, 60]"),
+    "callbacks.early_stopping.patience": (_non_negative_int, "an integer >= 0"),
+    "callbacks.early_stopping.min_delta": (_non_negative_number, "a number >= 0"),
+    "callbacks.checkpoint.mode": (_one_of("max", "min", "auto"), "max, min or auto"),
+    "callbacks.reduce_lr.patience": (_non_negative_int, "an integer >= 0"),
+    "callbacks.reduce_lr.factor": (_open_fraction, "a number strictly between 0 and 1"),
+    "callbacks.reduce_lr.min_lr": (_non_negative_number, "a number >= 0"),
+    # the data keys whose value alone tells; files are read (and checked) by the loaders
+    "data.path": (_existing_path, "a path that exists"),
+    "data.test_path": (_or_null(_existing_path), "a path that exists, or null"),
+    "data.val_fraction": (_open_fraction, "a number strictly between 0 and 1"),
+    "data.test_fraction": (_open_fraction, "a number strictly between 0 and 1"),
+    "data.subset": (_or_null(_positive_int), "a positive integer or null"),
+    "data.shuffle_buffer": (_positive_int, "a positive integer"),
+    "data.scale": (lambda v: v == "auto" or _positive_number(v), "a positive number or auto"),
+    "data.image_size": (_image_size, "two positive integers [H, W]"),
+    "data.channels": (_one_of(1, 3), "1 (grey) or 3 (RGB)"),
+    "data.sequence_length": (_positive_int, "a positive integer"),
+    "data.max_tokens": (_or_null(lambda v: is_int(v) and v >= 3),
+                        "an integer >= 3 (ids 0 and 1 are padding and OOV) or null"),
+    "paths.log_dir": (_usable_dir, "a directory kexp can create and write to"),
+    "run_name": (_or_null(lambda v: isinstance(v, str)),
+                 "a string or null (quote digits: run_name=\"'2024'\")"),
+    "batch_size": (_or_null(_positive_int), "a positive integer or null"),  # kexp.eval
+    "unsafe_load": (_one_of(True, False), "true or false"),  # kexp.eval
     "tuner.distributed.role": (_one_of(*distributed.ROLES), ", ".join(distributed.ROLES)),
     "tuner.distributed.address": (distributed.is_address, "host:port, e.g. 127.0.0.1:8000"),
+    # the metrics every kexp model is compiled with; anything else fails every trial
+    "tuner.objective": (_one_of("val_accuracy", "val_loss", "accuracy", "loss"),
+                        "val_accuracy, val_loss, accuracy or loss"),
+    "tuner.direction": (_one_of("max", "min"), "max or min"),
+    "tuner.max_trials": (_positive_int, "a positive integer"),
+    "tuner.max_failed_trials": (_positive_int, "a positive integer"),
+    "tuner.max_epochs": (_positive_int, "a positive integer"),
+    "tuner.factor": (lambda v: is_int(v) and v >= 2, "an integer >= 2"),
+    "tuner.hyperband_iterations": (_positive_int, "a positive integer"),
+    "tuner.num_initial_points": (_or_null(_positive_int), "a positive integer or null"),
 }
 
 
 def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(node, dict):
+    # an empty mapping (tags: {}) is a leaf of its own, so `tags=abc` is still type-checked
+    if isinstance(node, dict) and (node or not prefix):
         for k, v in node.items():
             yield from _leaves(v, f"{prefix}{k}.")
     else:

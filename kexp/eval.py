@@ -10,8 +10,12 @@ from omegaconf import DictConfig
 from kexp.cli import import_tensorflow_quietly, precheck, run_guarded
 
 
-def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
-    """Load `run_dir`'s config.yaml and model.keras, return test loss and accuracy."""
+def evaluate(run_dir: str, batch_size: int | None = None, unsafe_load: bool = False
+             ) -> dict[str, float]:
+    """Load `run_dir`'s config.yaml and model.keras, return test loss and accuracy.
+
+    The model is loaded in Keras' safe mode unless `unsafe_load`: a model.keras is a file
+    anyone could have handed over, and a Lambda layer in it would run its code on load."""
     import json
     from pathlib import Path
 
@@ -30,9 +34,10 @@ def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
     from kexp.models import load_model
 
     cfg = OmegaConf.load(folder / outputs.CONFIG_FILE)
+    # the model first: a refused file is reported before the data are read
+    model = load_model(folder / outputs.MODEL_FILE, safe_mode=not unsafe_load)
     data = datasets.load(cfg.data, global_batch_size=batch_size or cfg.trainer.batch_size,
                          seed=cfg.trainer.seed)
-    model = load_model(folder / outputs.MODEL_FILE)
     result = model.evaluate(data.test, verbose=0, return_dict=True)
     metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
                "num_test": data.spec.num_test}
@@ -42,7 +47,7 @@ def evaluate(run_dir: str, batch_size: int | None = None) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="pkg://kexp.conf", config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    metrics = run_guarded(lambda: evaluate(cfg.run_dir, cfg.batch_size))
+    metrics = run_guarded(lambda: evaluate(cfg.run_dir, cfg.batch_size, cfg.unsafe_load))
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in metrics.items()))
 

@@ -16,6 +16,22 @@ CURVES_FILE = "learning_curves.png"
 SUMMARY_FILE = "model_summary.txt"
 MODEL_FILE = "model.keras"
 VOCABULARY_FILE = "vocabulary.txt"  # text runs: data.vocabulary_file=<run>/vocabulary.txt reuses it
+# the MLflow run a run directory belongs to, written as soon as the run starts: `resume=<run_dir>`
+# and `python -m kexp.sync` log into that run again
+RUN_ID_FILE = "mlflow_run_id"
+
+
+# where `python -m kexp` puts a run: conf/train.yaml's hydra.run.dir
+TRAIN_RUN_DIR = "${paths.log_dir}/runs/${now:%Y-%m-%d_%H-%M-%S-%f}_${kexp_pid:}"
+
+
+def save_runnable(config: dict[str, Any], path: Path) -> Path:
+    """Save a resolved training config as a primary config that `python -m kexp --config-path
+    <dir> --config-name <name>` runs as a new run (a tuner's best.yaml, a from_run re-run)."""
+    config = {**config, "paths": {**config["paths"], "output_dir": "${hydra:runtime.output_dir}"},
+              "hydra": {"run": {"dir": TRAIN_RUN_DIR}, "job": {"name": "train", "chdir": False}}}
+    OmegaConf.save(OmegaConf.create(config), path)
+    return path
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -38,6 +54,17 @@ def write_config(cfg: DictConfig, run_dir: Path) -> Path:
     path = run_dir / CONFIG_FILE
     OmegaConf.save(cfg, path, resolve=True)
     return path
+
+
+def read_run_id(run_dir: Path) -> str | None:
+    """The MLflow run this directory belongs to (None: a new run, or one without MLflow)."""
+    path = Path(run_dir) / RUN_ID_FILE
+    return (path.read_text().strip() or None) if path.is_file() else None
+
+
+def write_run_id(run_id: str | None, run_dir: Path) -> None:
+    if run_id:
+        (Path(run_dir) / RUN_ID_FILE).write_text(run_id + "\n")
 
 
 def write_metrics(metrics: dict[str, Any], run_dir: Path) -> Path:

@@ -21,15 +21,16 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from kexp import data as datasets
-from kexp import models, run_dir
-from kexp.config import check_complete, validate
+from kexp import models, provenance, run_dir
+from kexp.config import allowed_targets, check_complete, validate
 from kexp.data import DataBundle
 from kexp.data.augment import with_augmentation
 from kexp.data.text import save_vocabulary
 from kexp.errors import KexpError, TrainingFailed
-from kexp.tracking import make_tracker
-from kexp.tracking.tracker import NullTracker, run_tags
+from kexp.tracking.tracker import FINAL_METRICS, NullTracker, checked_tracker, run_tags
+from kexp.training import resume
 from kexp.training.callbacks import (
+    DataEpoch,
     GracefulInterrupt,
     LearningRateLogger,
     NonFiniteLossGuard,
@@ -51,28 +52,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     check_complete(cfg)
     validate(cfg)
+    tracker = checked_tracker(cfg)  # an unreachable store fails the run in seconds, before data
     data, model, settings = prepare(cfg)
     card = model_card(model)
     if settings.chief:
         out = run_dir.output_dir(cfg)
-        tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
+        tracker.run_dir = out  # named in the warning if the store goes away during the run
     else:  # another worker of a multi-worker run: it trains in step, the chief keeps the record
         out, tracker = Path(tempfile.mkdtemp(prefix="kexp-worker-")), NullTracker()
 
+    saved = resume.previous(out)  # a killed run in this directory: continue it
+    run_dir.write_config(cfg, out)  # now, so that resume=<run_dir> finds it after a kill
+    tags = run_tags(cfg.model.name, cfg.data.name, cfg.tags)
+    facts = provenance.record(data.spec, tags.get("git_commit"))
+    provenance.write(facts, out)
+    run_id = run_dir.read_run_id(out)  # set: the MLflow run of the killed process goes on
     tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
-                  params={**OmegaConf.to_container(cfg, resolve=True),
-                          "resolved": dataclasses.asdict(settings)},
-                  tags=run_tags(cfg.model.name, cfg.data.name, cfg.tags))
+                  params={} if run_id else {**OmegaConf.to_container(cfg, resolve=True),
+                                            "resolved": dataclasses.asdict(settings)},
+                  tags={**tags, **provenance.tags(facts)}, resume=run_id)
+    run_dir.write_run_id(tracker.run_id, out)
+    tracker.log_artifact(out / run_dir.CONFIG_FILE)  # now: `from_run=` can repeat a failed run
     tracker.log_metrics(card)  # logged first, so even a failed run can be compared by cost
-    status = "FAILED"
+    status, backup = "FAILED", None
     try:
+        backup = resume.prepare(model, cfg, out, saved, tracker)
         guard, interrupt = NonFiniteLossGuard(), GracefulInterrupt()
         throughput = Throughput(data.spec.num_train, started=started)
         history = model.fit(
             data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
-            callbacks=[interrupt, throughput, LearningRateLogger(), guard,
-                       *build_callbacks(cfg.callbacks, out), tracker.callback()],
+            initial_epoch=saved.epoch if saved else 0,
+            callbacks=[DataEpoch(data.epoch), interrupt, throughput, LearningRateLogger(), guard,
+                       *build_callbacks(cfg.callbacks, out, backup, resumed=saved is not None),
+                       tracker.callback()],
             verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
+        if backup is not None:  # every complete epoch, those before a resume too
+            history = backup.history
+            started -= backup.seconds_before
         if interrupt.interrupted:
             raise KeyboardInterrupt
         if guard.failure:
@@ -83,10 +99,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics = {**summarize(history, test, started), **card,
                    "examples_per_second": round(throughput.per_second, 1),
                    "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2)}
-        tracker.log_metrics({key: metrics[key] for key in (
-            "test_loss", "test_accuracy", "best_val_accuracy", "examples_per_second")})
+        tracker.log_metrics({key: metrics[key] for key in FINAL_METRICS})
         artifacts = [run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
-                     run_dir.write_summary(model, out),
+                     out / provenance.PROVENANCE_FILE, run_dir.write_summary(model, out),
                      run_dir.plot_learning_curves(history, out),
                      out / cfg.callbacks.csv_logger.filename]
         if data.vocabulary is not None:  # text: the words behind the token ids the model reads
@@ -95,9 +110,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             tracker.log_artifact(path)
         tracker.log_model(model)
         finish_together(model)  # multi-worker: the others wait while the chief writes
+        if backup is not None:
+            backup.discard()
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
+        if backup is not None:
+            log.warning("interrupted; to go on from the last complete epoch: "
+                        "python -m kexp resume=%s", out)
         raise
     finally:
         tracker.finish(status)
@@ -127,7 +147,8 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
 
     with precision_policy(cfg.trainer.precision), strategy.scope():
         model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes,
-                             vocab_size=data.spec.vocab_size)
+                             vocab_size=data.spec.vocab_size,
+                             allow_targets=allowed_targets(cfg))
         model = with_augmentation(model, cfg.data, cfg.trainer.seed)
         compile_model(model, cfg, settings, steps_per_epoch)
     if settings.jit_compile and not model.jit_compile:  # a layer XLA cannot compile

@@ -23,9 +23,10 @@ def compose_train(overrides: list[str] | None = None) -> DictConfig:
 def run_kexp(args: list[str], cwd: Path, module: str = "kexp", timeout: float = 300,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m <module> <args>` in `cwd`, as a user would type it."""
-    full_env = {**os.environ, "KEXP_LOG_DIR": str(cwd / "logs"), **(env or {})}
+    full_env = {**os.environ, "KEXP_LOG_DIR": str(cwd / "logs")}
     full_env.pop("MLFLOW_TRACKING_URI", None)
     full_env.pop("KEXP_DEBUG", None)
+    full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 

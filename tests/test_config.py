@@ -88,3 +88,12 @@ def test_help_lists_every_group_and_option():
 def test_cfg_job_prints_the_config_without_importing_tensorflow():
     printed = cfg_job_without_tensorflow("kexp", ["model=vgg", "model.depth=16"])
     assert printed.model.name == "vgg" and printed.model.depth == 16
+
+
+def test_config_dir_adds_the_users_own_options_beside_kexps(tmp_path):
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "mine.yaml").write_text(
+        "space:\n  optimizer.lr: {type: float, min: 1.0e-4, max: 1.0e-1, sampling: log}\n")
+    printed = cfg_job_without_tensorflow(
+        "kexp.tune", ["--config-dir", str(tmp_path), "search=mine", "model=cnn"])
+    assert list(printed.search.space) == ["optimizer.lr"] and printed.model.name == "cnn"

@@ -72,12 +72,54 @@ def test_default_run_is_one_finished_mlflow_run(default_run):
     assert "kexp_version" in run.data.tags
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "learning_curves.png", "model_summary.txt",
-            "history.csv"} <= artifacts
+            "history.csv", "provenance.json"} <= artifacts
     # the default store keeps artifacts beside mlflow.db, not in ./mlruns of the cwd
     assert exp.artifact_location == (logs / "mlartifacts").resolve().as_uri()
     assert not (logs.parent / "mlruns").exists()
     logged = c.search_logged_models([exp.experiment_id])
     assert logged and logged[0].source_run_id == run.info.run_id
+
+
+def test_default_run_records_what_it_takes_to_rerun_it(default_run):
+    import keras
+    import tensorflow as tf
+
+    from kexp.data import load
+    from tests.conftest import compose_train
+
+    facts = json.loads((default_run / "provenance.json").read_text())
+    assert facts["versions"]["tensorflow"] == tf.__version__
+    assert facts["versions"]["keras"] == keras.__version__
+    assert {"keras-tuner", "mlflow", "tensorflow-datasets", "python", "kexp"} <= set(
+        facts["versions"])
+    assert facts["data"]["examples"] == {"train": 1293, "val": 144, "test": 360}
+    # the fingerprint is of the numbers read: the same config reads the same, a subset does not
+    data_cfg = compose_train().data
+    assert facts["data"]["fingerprint"] == load(data_cfg, 64, 42).spec.fingerprint
+    data_cfg.subset = 500
+    assert load(data_cfg, 64, 42).spec.fingerprint != facts["data"]["fingerprint"]
+    (run,) = client(default_run.parents[1]).search_runs(
+        [client(default_run.parents[1]).get_experiment_by_name("kexp").experiment_id])
+    assert run.data.tags["versions.tensorflow"] == tf.__version__
+    assert run.data.tags["data.fingerprint"] == facts["data"]["fingerprint"]
+
+
+def test_from_run_repeats_a_logged_run_as_a_new_linked_run(default_run):
+    cwd = default_run.parents[2]
+    c = client(default_run.parents[1])
+    experiment = c.get_experiment_by_name("kexp").experiment_id
+    (old,) = c.search_runs([experiment])
+    done = run_kexp([f"from_run={old.info.run_id}", "trainer.epochs=2"], cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (new,) = c.search_runs([experiment], filter_string=f"tags.from_run = '{old.info.run_id}'")
+    assert new.info.status == "FINISHED" and new.info.run_id != old.info.run_id
+    assert new.data.params["trainer.epochs"] == "2"  # the override, on top of the old config
+    # config.yaml names the store the run used (MLflow exports its URI to the environment)
+    same = {k: v for k, v in old.data.params.items() if not k.startswith(
+        ("trainer.epochs", "paths.output_dir", "tags", "logger.tracking_uri"))}
+    assert {k: new.data.params[k] for k in same} == same
+    done = run_kexp(["from_run=0123456789abcdef"], cwd, timeout=60)
+    assert done.returncode == 2 and "no run '0123456789abcdef'" in done.stderr, done.stderr
 
 
 def test_eval_reproduces_the_test_metrics(default_run, tmp_path):
@@ -195,4 +237,11 @@ def test_ctrl_c_ends_the_mlflow_run_killed(tmp_path):
     c = client(tmp_path / "logs")
     (run,) = c.search_runs([c.get_experiment_by_name("kexp").experiment_id])
     assert run.info.status == "KILLED"
-    assert len(c.get_metric_history(run.info.run_id, "loss")) >= 2
+    steps = [m.step for m in c.get_metric_history(run.info.run_id, "loss")]
+    assert len(steps) >= 2 and sorted(steps) == list(range(len(steps)))
+    # the epoch cut short is neither logged nor in history.csv; the backup holds the last whole
+    # epoch, and the log says how to go on
+    (folder,) = run_dirs(tmp_path / "logs")
+    assert len((folder / "history.csv").read_text().splitlines()) == len(steps) + 1
+    assert (folder / "backup" / "state.npz").is_file()
+    assert f"python -m kexp resume={folder}" in (folder / "train.log").read_text()

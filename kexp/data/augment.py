@@ -1,9 +1,9 @@
 """Random augmentation of whole batches, in the input pipeline or on the model's device.
 
 `data.augment_on: pipeline` (the default): `augment_dataset` augments the training batches with
-pure TF ops (no per-example Python). Randomness comes from stateless ops fed by a seeded
-`tf.data.Dataset.random` stream, so a run is reproducible for a given seed while every epoch
-still draws fresh crops and flips.
+pure TF ops (no per-example Python). Randomness comes from stateless ops fed by a
+`tf.data.Dataset.random` stream seeded per epoch, so a run is reproducible for a given seed
+(resumed or not) while every epoch still draws fresh crops and flips.
 
 `data.augment_on: model`: the pipeline leaves the batches alone and `with_augmentation` puts the
 same augmentation in front of the model as Keras preprocessing layers, so it runs batched on the
@@ -79,12 +79,14 @@ def augment_batch(
 
 
 def augment_dataset(
-    ds: tf.data.Dataset, crop_padding: int, horizontal_flip: bool, seed: int
+    ds: tf.data.Dataset, crop_padding: int, horizontal_flip: bool, seed: int | tf.Tensor
 ) -> tf.data.Dataset:
-    """Augment the images of a batched (x, y) dataset; unchanged when nothing is enabled."""
+    """Augment the images of a batched (x, y) dataset; unchanged when nothing is enabled.
+
+    `seed` starts the stream of per-batch seeds: the pipeline passes one per epoch."""
     if crop_padding <= 0 and not horizontal_flip:
         return ds
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def apply(batch, batch_seed):
         x, y = batch

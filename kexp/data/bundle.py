@@ -21,6 +21,8 @@ class DataSpec:
     num_val: int
     num_test: int
     vocab_size: int | None = None  # text only: token ids run 0..vocab_size-1 (0 pads, 1 is OOV)
+    version: str | None = None  # the source's version where it has one (TFDS)
+    fingerprint: str | None = None  # of the examples read: kexp.data.pipeline.fingerprint
 
 
 @dataclass
@@ -36,3 +38,6 @@ class DataBundle:
     # text only: the token of each id, vocabulary[0] = "" (padding), [1] = "[UNK]" (OOV);
     # kexp.data.text.save_vocabulary writes it for data.vocabulary_file
     vocabulary: list[str] | None = None
+    # the epoch the training order is drawn for (kexp.data.pipeline.epoch_batches); the
+    # DataEpoch callback sets it at every epoch's start
+    epoch: tf.Variable | None = None

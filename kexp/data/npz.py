@@ -31,6 +31,9 @@ def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
         raise KexpError(f"data.path: '{path}': x_train images are {x_train.shape[1:]} "
                         f"but x_test images are {x_test.shape[1:]}")
     num_classes = int(y_train.max()) + 1
+    if num_classes < 2:
+        raise KexpError(f"data.path: '{path}': y_train has only class 0; a classifier needs "
+                        f"labels of at least 2 classes (0..K-1)")
     if y_test.max() >= num_classes:
         raise KexpError(f"data.path: '{path}': y_test has label {int(y_test.max())} but y_train "
                         f"labels only go up to {num_classes - 1} (labels must be 0..K-1)")
@@ -59,7 +62,7 @@ def _read(path) -> dict[str, np.ndarray]:
         # np.load returned a bare array (.npy), which has no .files / is no context manager
         raise KexpError(f"data.path: '{path}' is not an .npz archive; save one with "
                         f"np.savez(path, {'=..., '.join(ARRAYS)}=...)") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # EOFError: empty file
         raise KexpError(f"data.path: '{path}' is not a readable .npz file ({err})") from None
 
 
@@ -71,7 +74,15 @@ def _images(path, name: str, x: np.ndarray) -> np.ndarray:
     if x.ndim != 4 or 0 in x.shape[1:]:
         raise KexpError(f"data.path: '{path}': {name} has shape {x.shape}; "
                         f"expected N x H x W or N x H x W x C")
+    if np.issubdtype(x.dtype, np.inexact) and not _all_finite(x):
+        # a NaN pixel makes every loss NaN: name the file, not the first epoch
+        raise KexpError(f"data.path: '{path}': {name} holds NaN or infinite values")
     return x
+
+
+def _all_finite(x: np.ndarray, chunk: int = 4096) -> bool:
+    """np.isfinite(x).all() in slices, so a large array never gets a same-sized bool twin."""
+    return all(np.isfinite(x[i:i + chunk]).all() for i in range(0, len(x), chunk))
 
 
 def _labels(path, name: str, y: np.ndarray) -> np.ndarray:

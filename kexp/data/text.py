@@ -21,7 +21,13 @@ from omegaconf import DictConfig
 
 from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
-from kexp.data.pipeline import RawSplits, count_examples, count_splits
+from kexp.data.pipeline import (
+    RawSplits,
+    count_examples,
+    count_splits,
+    epoch_batches,
+    fingerprint,
+)
 from kexp.errors import KexpError
 
 PAD, OOV = "", "[UNK]"  # ids 0 and 1, as TextVectorization names them
@@ -82,8 +88,9 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
     # unbatch() hid the sizes; knowing them gives Keras its steps per epoch (no "ran out of data")
     train, val, test = (ds.apply(tf.data.experimental.assert_cardinality(counts[name]))
                         for name, ds in (("train", train), ("val", val), ("test", test)))
+    read = fingerprint(train, val, test) if keys.boolean(cfg, "fingerprint", True) else None
 
-    train = train.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    train, epoch = epoch_batches(train, counts["train"], shuffle_buffer, global_batch_size, seed)
     spec = DataSpec(
         name=str(keys.get(cfg, "name", keys.get(cfg, "source"))),
         input_shape=(sequence_length,),
@@ -93,13 +100,16 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
         num_val=counts["val"],
         num_test=counts["test"],
         vocab_size=len(vocabulary),
+        version=raw.version,
+        fingerprint=read,
     )
     return DataBundle(
-        train=train.batch(global_batch_size).prefetch(tf.data.AUTOTUNE),
+        train=train.prefetch(tf.data.AUTOTUNE),
         val=val.batch(global_batch_size).prefetch(tf.data.AUTOTUNE),
         test=test.batch(global_batch_size).prefetch(tf.data.AUTOTUNE),
         spec=spec,
         vocabulary=vocabulary,
+        epoch=epoch,
     )
 
 

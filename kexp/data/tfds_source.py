@@ -55,6 +55,7 @@ def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
         train, val, test,
         class_names=[str(n) for n in label.names],
         auto_scale=255.0 if image.np_dtype == np.uint8 else 1.0,
+        version=str(builder.info.version),
     )
 
 

@@ -38,7 +38,8 @@ def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
 
     train, val, test = (ds.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets)
     label = builder.info.features[label_key]
-    return RawSplits(train, val, test, class_names=[str(n) for n in label.names])
+    return RawSplits(train, val, test, class_names=[str(n) for n in label.names],
+                     version=str(builder.info.version))
 
 
 def _feature_keys(cfg: DictConfig, info: tfds.core.DatasetInfo, name: str

@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from kexp.config import allowed_targets, check_target
 from kexp.errors import KexpError
 from kexp.models.flops import count_flops
 
@@ -25,7 +26,10 @@ __all__ = ["build", "count_flops", "load_model", "names", "resolve_builder"]
 _META_KEYS = ("_target_", "name")
 
 
-def resolve_builder(target: str) -> Callable[..., Any]:
+def resolve_builder(target: str, allowed: Sequence[str] = ()) -> Callable[..., Any]:
+    """The builder function `target` names, imported only if it is in kexp.*, keras.* or
+    `allowed` (`kexp.allow_targets`): importing a module runs its code."""
+    check_target("model._target_", target, allowed)
     module_name, _, func_name = target.rpartition(".")
     try:
         return getattr(importlib.import_module(module_name), func_name)
@@ -44,7 +48,7 @@ def names() -> list[str]:
 
 
 def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
-          vocab_size: int | None = None):
+          vocab_size: int | None = None, allow_targets: Sequence[str] | None = None):
     """Build the model that `model_cfg` describes for inputs of `input_shape`.
 
     Args:
@@ -54,11 +58,16 @@ def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
             `(sequence_length,)` for token ids.
         num_classes: number of output classes.
         vocab_size: size of the token vocabulary for text data; None for images.
+        allow_targets: modules besides kexp and keras whose builders may be named by
+            `_target_`; None: the `kexp.allow_targets` of the config `model_cfg` was taken
+            from (`cfg.model` of a composed training config), else none.
 
     Returns:
         An uncompiled `keras.Model` with a float32 softmax output.
     """
-    builder = resolve_builder(model_cfg._target_)
+    if allow_targets is None:
+        allow_targets = _allowlist_of_parent(model_cfg)
+    builder = resolve_builder(model_cfg._target_, allow_targets)
     knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
              if k not in _META_KEYS}
     accepted = inspect.signature(builder).parameters
@@ -88,12 +97,36 @@ def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
         ) from None
 
 
-def load_model(path):
-    """`keras.saving.load_model` with kexp's custom layers registered (safe mode stays on)."""
+def _allowlist_of_parent(model_cfg: DictConfig) -> list[str]:
+    """`kexp.allow_targets` of the whole config `model_cfg` belongs to ([] for a lone group).
+
+    OmegaConf keeps a child node's link to its root, so `build(cfg.model, ...)` honours the
+    run's allowlist without every caller passing it."""
+    root = model_cfg._get_root() if isinstance(model_cfg, DictConfig) else None
+    if root is None or root is model_cfg:
+        return []
+    return allowed_targets(root)
+
+
+def load_model(path, safe_mode: bool = True):
+    """`keras.saving.load_model` with kexp's custom layers registered, in Keras' safe mode.
+
+    Safe mode refuses a `Lambda` layer holding Python bytecode: loading it would run code from
+    the file. `safe_mode=False` (`kexp.eval unsafe_load=true`) is for files the user trusts.
+    """
     import keras
 
     import kexp.models
 
     for module in pkgutil.iter_modules(kexp.models.__path__):
         importlib.import_module(f"kexp.models.{module.name}")  # registers their layers
-    return keras.saving.load_model(path)
+    try:
+        return keras.saving.load_model(path, safe_mode=safe_mode)
+    except ValueError as exc:
+        if "arbitrary code execution" in str(exc):
+            raise KexpError(
+                f"'{path}' holds a Lambda layer with Python code, which would run on load "
+                f"(arbitrary code execution); refused in safe mode. If you trust the file, "
+                f"load it with unsafe_load=true (kexp.eval) or load_model(path, safe_mode=False)"
+            ) from None
+        raise KexpError(f"cannot load model '{path}': {str(exc).splitlines()[0]}") from None

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import signal
 import threading
 from pathlib import Path
 
 import keras
 from omegaconf import DictConfig
+
+from kexp.training.backup import RunBackup
+
+log = logging.getLogger("kexp")
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -18,6 +24,21 @@ class LearningRateLogger(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = float(
                 keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Tells the input pipeline which epoch begins, so the epoch alone picks its data order.
+
+    `variable` is `DataBundle.epoch` (None: nothing to set). See kexp.data.pipeline.epoch_batches.
+    """
+
+    def __init__(self, variable: object | None) -> None:
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.variable is not None:
+            self.variable.assign(epoch)
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):
@@ -75,8 +96,41 @@ class GracefulInterrupt(keras.callbacks.Callback):
         self.interrupted = True
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
-    """The switchable callbacks, in the order their effects must apply."""
+class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes to a temporary name and renames: a kill or a full disk during
+    a save leaves the previous best model whole (Keras writes the .keras zip in place)."""
+
+    def _get_file_path(self, epoch: int, batch: int | None, logs: dict) -> str:
+        final = Path(super()._get_file_path(epoch, batch, logs))
+        return str(final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix}"))
+
+    def _save_model(self, epoch: int, batch: int | None, logs: dict) -> None:
+        tmp = Path(self._get_file_path(epoch, batch, logs))
+        final = tmp.with_name(Path(super()._get_file_path(epoch, batch, logs)).name)
+        try:
+            super()._save_model(epoch, batch, logs)
+            if tmp.exists():
+                os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.warning("could not save the checkpoint %s (%s); the previous one is kept",
+                        final, exc)
+
+
+class CompleteEpochsCsv(keras.callbacks.CSVLogger):
+    """CSVLogger that skips an epoch whose logs RunBackup cleared (cut short by Ctrl-C)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs:
+            super().on_epoch_end(epoch, logs)
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path, backup: RunBackup | None = None,
+                    resumed: bool = False) -> list[keras.callbacks.Callback]:
+    """The switchable callbacks, in the order their effects must apply.
+
+    `backup` goes after the callbacks whose state it saves and before the CSV log.
+    `resumed`: history.csv already holds the earlier epochs (appended to, not rewritten)."""
     callbacks: list[keras.callbacks.Callback] = []
     if cfg.early_stopping.enabled:
         es = cfg.early_stopping
@@ -84,13 +138,17 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[keras.callbacks.Call
             monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=es.restore_best_weights))
     if cfg.checkpoint.enabled:
-        callbacks.append(keras.callbacks.ModelCheckpoint(
+        callbacks.append(AtomicCheckpoint(
             str(run_dir / "model.keras"), monitor=cfg.checkpoint.monitor,
             mode=cfg.checkpoint.mode, save_best_only=True))
     if cfg.reduce_lr.enabled:
         rl = cfg.reduce_lr
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=rl.monitor, factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+    if backup is not None:
+        backup.track(callbacks)
+        callbacks.append(backup)
     if cfg.csv_logger.enabled:
-        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / cfg.csv_logger.filename)))
+        callbacks.append(CompleteEpochsCsv(str(run_dir / cfg.csv_logger.filename),
+                                           append=resumed))
     return callbacks

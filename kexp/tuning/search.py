@@ -32,7 +32,6 @@ log = logging.getLogger("kexp")
 
 BEST_FILE = "best.yaml"
 SUMMARY_FILE = "trials.csv"
-TRAIN_RUN_DIR = "${paths.log_dir}/runs/${now:%Y-%m-%d_%H-%M-%S-%f}_${kexp_pid:}"
 
 
 def tune(cfg: DictConfig, base_overrides: list[str]) -> dict[str, Any]:
@@ -287,8 +286,4 @@ def _values(trial: Any) -> dict[str, Any]:
 
 def write_best(trial_cfg: DictConfig, path: Path) -> Path:
     """The best trial's training config, resolved, as a primary config `python -m kexp` runs."""
-    best = OmegaConf.to_container(trial_cfg, resolve=True)
-    best["paths"]["output_dir"] = "${hydra:runtime.output_dir}"
-    best["hydra"] = {"run": {"dir": TRAIN_RUN_DIR}, "job": {"name": "train", "chdir": False}}
-    OmegaConf.save(OmegaConf.create(best), path)
-    return path
+    return run_dir.save_runnable(OmegaConf.to_container(trial_cfg, resolve=True), path)

@@ -30,7 +30,7 @@ from kexp.errors import TrainingFailed
 from kexp.tracking import make_tracker
 from kexp.tracking.tracker import run_tags
 from kexp.train import model_card, prepare
-from kexp.training.callbacks import LearningRateLogger, NonFiniteLossGuard
+from kexp.training.callbacks import DataEpoch, LearningRateLogger, NonFiniteLossGuard
 from kexp.tuning.space import Param, overrides, searched
 
 log = logging.getLogger("kexp")
@@ -131,7 +131,8 @@ class TrialRunner(kt.HyperModel):
             history = model.fit(
                 self._data.train, validation_data=self._data.val,
                 epochs=epochs or cfg.trainer.epochs, initial_epoch=initial_epoch,
-                callbacks=[*callbacks, LearningRateLogger(), guard, tracker.callback()],
+                callbacks=[DataEpoch(self._data.epoch), *callbacks, LearningRateLogger(), guard,
+                           tracker.callback()],
                 verbose=cfg.trainer.verbose, shuffle=False)  # the pipeline shuffles
             if guard.failure:
                 raise TrainingFailed(guard.failure)

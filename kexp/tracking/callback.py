@@ -1,0 +1,30 @@
+"""The Keras callback that logs a run's epochs to its tracker (imports Keras, unlike the rest
+of kexp.tracking, so that `kexp.sync` can log a run without TensorFlow)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import keras
+
+if TYPE_CHECKING:
+    from kexp.tracking.tracker import MlflowTracker
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Logs every epoch's train/val metrics and learning rate, step = epoch index (0-based,
+    as history.csv counts them), and tells the tracker which epoch it is in."""
+
+    def __init__(self, tracker: MlflowTracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.tracker.position = f"epoch {epoch + 1}"
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs:
+            self.tracker.log_metrics(logs, step=epoch)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.tracker.position = "the end of training"

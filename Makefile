@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui zoo-report bench-tune bench clean
+.PHONY: install dev run test lint ui zoo-report bench-tune bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-tune: install
 # ARGS=--quick is the reduced CI mode
 bench: install
 	$(PY) -m kexp.bench $(ARGS)
+
+# docs/configuration.md from conf/ (tests/test_docs.py fails when it is out of date)
+docs: install
+	$(PY) -m kexp.config_reference
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

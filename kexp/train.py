@@ -20,14 +20,20 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
+from kexp import analysis, models, provenance, run_dir
 from kexp import data as datasets
-from kexp import models, provenance, run_dir
 from kexp.config import allowed_targets, check_complete, validate
-from kexp.data import DataBundle
+from kexp.data import DataBundle, DataSpec
 from kexp.data.augment import with_augmentation
 from kexp.data.text import save_vocabulary
 from kexp.errors import KexpError, TrainingFailed
-from kexp.tracking.tracker import FINAL_METRICS, NullTracker, checked_tracker, run_tags
+from kexp.tracking.tracker import (
+    FINAL_METRICS,
+    NullTracker,
+    Tracker,
+    checked_tracker,
+    run_tags,
+)
 from kexp.training import resume
 from kexp.training.callbacks import (
     DataEpoch,
@@ -62,18 +68,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         out, tracker = Path(tempfile.mkdtemp(prefix="kexp-worker-")), NullTracker()
 
     saved = resume.previous(out)  # a killed run in this directory: continue it
-    run_dir.write_config(cfg, out)  # now, so that resume=<run_dir> finds it after a kill
-    tags = run_tags(cfg.model.name, cfg.data.name, cfg.tags)
-    facts = provenance.record(data.spec, tags.get("git_commit"))
-    provenance.write(facts, out)
-    run_id = run_dir.read_run_id(out)  # set: the MLflow run of the killed process goes on
-    tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
-                  params={} if run_id else {**OmegaConf.to_container(cfg, resolve=True),
-                                            "resolved": dataclasses.asdict(settings)},
-                  tags={**tags, **provenance.tags(facts)}, resume=run_id)
-    run_dir.write_run_id(tracker.run_id, out)
-    tracker.log_artifact(out / run_dir.CONFIG_FILE)  # now: `from_run=` can repeat a failed run
-    tracker.log_metrics(card)  # logged first, so even a failed run can be compared by cost
+    start_record(cfg, tracker, out, data.spec, settings, card)
     status, backup = "FAILED", None
     try:
         backup = resume.prepare(model, cfg, out, saved, tracker)
@@ -100,10 +95,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                    "examples_per_second": round(throughput.per_second, 1),
                    "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2)}
         tracker.log_metrics({key: metrics[key] for key in FINAL_METRICS})
+        # error analysis: the chief only, and not over a multi-worker run's distributed test
+        # split (predicting it takes every worker; the others have gone on to finish_together)
+        analyzable = settings.chief and isinstance(data.test, tf.data.Dataset)
+        pictures, scores = analysis.analyze(model, data, out) if analyzable else ([], {})
+        if scores:
+            tracker.log_metrics(scores)
         artifacts = [run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
                      out / provenance.PROVENANCE_FILE, run_dir.write_summary(model, out),
                      run_dir.plot_learning_curves(history, out),
-                     out / cfg.callbacks.csv_logger.filename]
+                     out / cfg.callbacks.csv_logger.filename, *pictures]
         if data.vocabulary is not None:  # text: the words behind the token ids the model reads
             artifacts.append(save_vocabulary(data.vocabulary, out / run_dir.VOCABULARY_FILE))
         for path in artifacts:
@@ -127,6 +128,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
              metrics["test_accuracy"], metrics["test_loss"], metrics["epochs"],
              metrics["wall_seconds"], out if settings.chief else "the chief's run directory")
     return metrics
+
+
+def start_record(cfg: DictConfig, tracker: Tracker, out: Path, spec: DataSpec,
+                 settings: RunSettings, card: dict[str, int]) -> None:
+    """What a run records before it trains: config.yaml (so resume=<run_dir> finds it after a
+    kill), provenance.json, and the MLflow run (reopened when the directory names one) with
+    params, tags, the config and the run card (logged first: even a failed run compares by
+    cost)."""
+    run_dir.write_config(cfg, out)
+    tags = run_tags(cfg.model.name, cfg.data.name, cfg.tags)
+    facts = provenance.record(spec, tags.get("git_commit"))
+    provenance.write(facts, out)
+    run_id = run_dir.read_run_id(out)  # set: the MLflow run of a killed process goes on
+    tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
+                  params={} if run_id else {**OmegaConf.to_container(cfg, resolve=True),
+                                            "resolved": dataclasses.asdict(settings)},
+                  tags={**tags, **provenance.tags(facts)}, resume=run_id)
+    run_dir.write_run_id(tracker.run_id, out)
+    tracker.log_artifact(out / run_dir.CONFIG_FILE)  # now: `from_run=` can repeat a failed run
+    tracker.log_metrics(card)
 
 
 def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.load

@@ -1,0 +1,154 @@
+"""The docs cannot drift: the configuration reference is regenerated and compared, and every
+command the README shows is run (the fast ones: their config composed and checked exactly as
+`python -m kexp` would, no training) or named with the test that runs it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kexp import config_reference
+from tests.conftest import ROOT
+
+README = ROOT / "README.md"
+# module (or console script) -> (module, its top-level config)
+MODULES = {name: (module, config) for module, config in (
+    ("kexp", "train"), ("kexp.tune", "tune"), ("kexp.eval", "eval"), ("kexp.sync", "sync"),
+    ("kexp.report", "report"))
+    for name in (module, module.replace(".", "-"))}
+# commands that need a finished run, a server or a second machine: the tests that run them
+RUN_ELSEWHERE = {
+    "python -m kexp.eval run_dir=": "test_e2e.py::test_eval_reproduces_the_test_metrics",
+    "python -m kexp resume=":
+        "test_resume.py::test_a_killed_run_resumes_to_the_uninterrupted_result",
+    "python -m kexp from_run=":
+        "test_e2e.py::test_from_run_repeats_a_logged_run_as_a_new_linked_run",
+    "python -m kexp.sync run_dir=":
+        "test_tracking_faults.py::test_store_lost_mid_run_then_synced_once",
+    "python -m kexp --config-dir my_conf":
+        "test_docs.py::test_the_readme_model_family_example_composes_and_builds",
+}
+
+
+def readme_commands() -> list[str]:
+    """Every command line in the README's indented code blocks (comments dropped)."""
+    commands = []
+    for line in README.read_text().splitlines():
+        if not line.startswith("    "):
+            continue
+        command = line.strip().split("  #", 1)[0].strip()
+        if re.match(r"^(python -m kexp|kexp|make )", command):
+            commands.append(command)
+    return commands
+
+
+def test_configuration_reference_is_generated_from_conf():
+    assert (ROOT / "docs" / "configuration.md").read_text() == config_reference.render(), \
+        "docs/configuration.md is out of date: run `make docs`"
+
+
+def test_every_make_target_in_the_readme_exists():
+    for command in readme_commands():
+        if command.startswith("make "):
+            target = command.split()[1]
+            done = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True,
+                                  text=True)
+            assert done.returncode == 0, (command, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory) -> dict[str, str]:
+    """Stand-ins for the README's example paths (/data/pets, /data/arrays.npz)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("readme_data")
+    for name in ("cat", "dog"):
+        (root / "pets" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "pets" / name / "0.png")
+    x = np.zeros((4, 8, 8), np.uint8)
+    np.savez(root / "arrays.npz", x_train=x, y_train=np.arange(4) % 2, x_test=x,
+             y_test=np.arange(4) % 2)
+    return {"/data/pets": str(root / "pets"), "/data/arrays.npz": str(root / "arrays.npz")}
+
+
+def test_every_kexp_command_in_the_readme_composes_and_validates(user_files, monkeypatch):
+    from kexp.cli import precheck
+
+    checked = 0
+    for command in readme_commands():
+        if command.startswith("make "):
+            continue
+        elsewhere = [test for prefix, test in RUN_ELSEWHERE.items() if command.startswith(prefix)]
+        if elsewhere:
+            file, name = elsewhere[0].split("::")
+            assert f"def {name}(" in (ROOT / "tests" / file).read_text(), elsewhere[0]
+            continue
+        for path, stand_in in user_files.items():
+            command = command.replace(path, stand_in)
+        words = shlex.split(command)
+        words = words[2:] if words[0] == "python" else words  # "python -m kexp" or "kexp"
+        (module, config_name), args = MODULES[words[0]], words[1:]
+        if "--help" in args:  # Hydra's own: run it as the user would
+            done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                                  text=True, cwd=ROOT, timeout=60)
+            assert done.returncode == 0, (command, done.stderr)
+            checked += 1
+            continue
+        if "-m" in args:  # a sweep: every value of every swept key, one job's config each
+            swept = [a for a in args if a != "-m"]
+            jobs = max(len(a.split("=", 1)[1].split(",")) for a in swept if "=" in a)
+            args_list = [[_pick(a, j) for a in swept] for j in range(jobs)]
+        else:
+            args_list = [args]
+        monkeypatch.chdir(ROOT)
+        for job_args in args_list:
+            try:
+                precheck([*job_args, "--cfg", "job"], config_name)  # one line + exit if wrong
+            except SystemExit as exc:
+                pytest.fail(f"README command fails: {command}: exit {exc.code}")
+        checked += 1
+    assert checked >= 20
+
+
+def _pick(override: str, job: int) -> str:
+    """The value of a swept override (`k=a,b`) that sweep job `job` gets."""
+    key, sep, values = override.partition("=")
+    if not sep:
+        return override
+    options = values.split(",")
+    return f"{key}={options[min(job, len(options) - 1)]}"
+
+
+def test_the_readme_model_family_example_composes_and_builds(tmp_path, monkeypatch):
+    """The worked example of "Add a model family", as written: its files, its command."""
+    from hydra import compose, initialize_config_dir
+
+    from kexp import models
+    from kexp.cli import config_dir, precheck
+
+    section = README.read_text().split("## Add a model family", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n# (\S+)\n(.*?)```", section, re.S)
+    yaml = re.search(r"```yaml\n# (\S+)\n(.*?)```", section, re.S)
+    command = next(c for c in readme_commands() if c.startswith("python -m kexp --config-dir"))
+    for match in (code, yaml):
+        (tmp_path / match[1]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / match[1]).write_text(match[2])
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # `python -m` puts the working directory first
+    args = shlex.split(command)[3:]
+    try:
+        precheck([*args, "--cfg", "job"], "train")
+    except SystemExit as exc:
+        pytest.fail(f"README command fails: {command}: exit {exc.code}")
+    overrides = [a for a in args if not a.startswith("--config-dir") and a != "my_conf"]
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", [*overrides, f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"])
+    model = models.build(cfg.model, (8, 8, 1), 10, allow_targets=["mypkg"])
+    assert model.name == "tiny_cnn" and model.output_shape == (None, 10)
+    assert model.layers[1].filters == 32  # the command's model.filters=32

@@ -37,7 +37,8 @@ def default_run(tmp_path_factory) -> Path:
 
 def test_default_run_reaches_090_and_writes_its_outputs(default_run):
     for name in ("config.yaml", "model.keras", "history.csv", "metrics.json",
-                 "learning_curves.png", "model_summary.txt"):
+                 "learning_curves.png", "model_summary.txt", "confusion_matrix.png",
+                 "per_class.csv"):
         assert (default_run / name).is_file(), name
     metrics = json.loads((default_run / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.90

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui zoo-report bench-tune bench docs clean
+.PHONY: install dev run test lint ui zoo-report bench-tune bench docs report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-tune: install
 # ARGS=--quick is the reduced CI mode
 bench: install
 	$(PY) -m kexp.bench $(ARGS)
+
+# one self-contained HTML page of an experiment's runs (ARGS="experiment=NAME format=md ...")
+report: install
+	$(PY) -m kexp.report $(ARGS)
 
 # docs/configuration.md from conf/ (tests/test_docs.py fails when it is out of date)
 docs: install

@@ -69,14 +69,13 @@ def from_run(run_id: str, rest: list[str]) -> list[str]:
     from omegaconf import OmegaConf
 
     from kexp import run_dir
-    from kexp.cli import compose, config_dir
+    from kexp.cli import compose, config_dir, run_guarded
+    from kexp.tracking.runs import store_uri
 
     if not run_id:
         fail("from_run: give the MLflow run id of the run to repeat (mlflow ui shows it)")
     store = [o for o in rest if o.lstrip("+~").startswith(("logger.", "paths.log_dir"))]
-    cfg = compose(config_dir(), "train", store)
-    uri = cfg.logger.get("tracking_uri") or \
-        f"sqlite:///{Path(cfg.paths.log_dir).resolve()}/mlflow.db"
+    uri = run_guarded(lambda: store_uri(compose(config_dir(), "train", store)))
     folder = Path(tempfile.mkdtemp(prefix="kexp-from-run-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     saved = _download_config(run_id, uri, folder)

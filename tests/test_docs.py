@@ -93,6 +93,10 @@ def test_every_kexp_command_in_the_readme_composes_and_validates(user_files, mon
         words = shlex.split(command)
         words = words[2:] if words[0] == "python" else words  # "python -m kexp" or "kexp"
         (module, config_name), args = MODULES[words[0]], words[1:]
+        if module == "kexp.report":  # its experiment=NAME shorthand, as its main() reads it
+            from kexp.report import experiment_shorthand
+
+            args = experiment_shorthand(args)
         if "--help" in args:  # Hydra's own: run it as the user would
             done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                                   text=True, cwd=ROOT, timeout=60)

@@ -10,7 +10,6 @@ primary config (`--config-path <dir> --config-name config`) plus overrides.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,21 +92,22 @@ def _download_config(run_id: str, uri: str, folder: Path) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from kexp.tracking.store import environment_kept, sqlite_path
+
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
         fail(f"from_run: there is no MLflow store at {uri}; set logger.tracking_uri (or "
              f"paths.log_dir) to where run {run_id} was logged")
     try:
         mlflow.MlflowClient(uri).get_run(run_id)
     except MlflowException:
         fail(f"from_run: no run '{run_id}' in the MLflow store {uri} (mlflow ui lists the runs)")
-    before = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        return Path(mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="config.yaml", dst_path=str(folder), tracking_uri=uri))
+        with environment_kept():  # the re-run's config must not see the URI given here
+            return Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="config.yaml", dst_path=str(folder),
+                tracking_uri=uri))
     except (MlflowException, OSError):
         fail(f"from_run: run '{run_id}' has no config.yaml artifact, so it was not logged by "
              f"kexp (or not by this version); re-run it from its run directory's config.yaml")
-    finally:  # MLflow exports the URI it was given; the re-run's config must not see it
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)

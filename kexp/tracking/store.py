@@ -26,6 +26,21 @@ def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+@contextlib.contextmanager
+def environment_kept() -> Iterator[None]:
+    """Leave $MLFLOW_TRACKING_URI as it was: MLflow exports any URI it is given there, and
+    kexp's configs read it (logger.tracking_uri: ${oc.env:MLFLOW_TRACKING_URI,null}), so a run's
+    config.yaml, the next run of a sweep or a from_run re-run would see a URI nobody set."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///<path>` URI (None for any other store or in-memory)."""
     if not uri.startswith("sqlite:///"):

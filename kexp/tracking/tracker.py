@@ -27,6 +27,7 @@ from kexp.tracking.params import flatten
 from kexp.tracking.store import (
     START_SERVER,
     bound_http_calls,
+    environment_kept,
     failure_reason,
     http_probe,
     is_http,
@@ -153,16 +154,8 @@ class MlflowTracker:
         from mlflow.exceptions import MlflowException
 
         mlflow = self._mlflow
-        exported = os.environ.get("MLFLOW_TRACKING_URI")
-        mlflow.set_tracking_uri(self.tracking_uri)
-        # MLflow also exports the URI as $MLFLOW_TRACKING_URI, where the run's own config
-        # (logger.tracking_uri: ${oc.env:MLFLOW_TRACKING_URI,null}) would read it when
-        # config.yaml is written, and the next run of a sweep when composed; MLflow itself
-        # uses the URI it keeps in memory
-        if exported is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = exported
+        with environment_kept():  # MLflow itself uses the URI it keeps in memory
+            mlflow.set_tracking_uri(self.tracking_uri)
         # The first contact creates a new SQLite store: MLflow builds its tables with alembic
         # migrations, unguarded, so runs started at the same moment against a new mlflow.db
         # fail with "table ... already exists" / "duplicate column". One file lock per store

@@ -66,13 +66,15 @@ class Predictions:
     wrong_inputs: np.ndarray  # their model inputs (images or token ids)
 
 
-def analyze(model: Any, data: DataBundle, out: Path) -> tuple[list[Path], dict[str, float]]:
+def analyze(model: Any, data: DataBundle, out: Path, found: Predictions | None = None
+            ) -> tuple[list[Path], dict[str, float]]:
     """Write the test split's error analysis into `out`; return the files and the metrics.
 
     Metrics: macro_precision, macro_recall, macro_f1 and, up to PER_CLASS_METRICS_MAX classes,
-    f1.<class name>. `data.test` must be a plain tf.data.Dataset (not a multi-worker one)."""
+    f1.<class name>. `found`: the test split's predictions when the caller has them already
+    (else one pass here). `data.test` must be a plain tf.data.Dataset (not a multi-worker one)."""
     names = class_names(data)
-    found = predict(model, data)
+    found = found or predict(model, data)
     counts = confusion(found.y_true, found.y_pred, len(names))
     scores = per_class_scores(counts)
     paths = [plot_confusion(counts, names, out / CONFUSION_FILE),
@@ -89,6 +91,24 @@ def analyze(model: Any, data: DataBundle, out: Path) -> tuple[list[Path], dict[s
     return paths, {**scores.macro(), **class_metrics(scores, names)}
 
 
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
+                               bins: int = 15) -> float:
+    """ECE (Guo et al. 2017): the predictions binned by confidence into `bins` equal-width
+    bins of (0, 1]; the mean over examples of |accuracy - mean confidence| of their bin.
+    Written here because no installed library has it (a dozen lines of numpy)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if not len(confidence):
+        return float("nan")
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total / len(confidence))
+
+
 def class_names(data: DataBundle) -> list[str]:
     names = [str(n) for n in data.spec.class_names]
     if len(names) != data.spec.num_classes:  # a source without names: the ids stand in
@@ -96,11 +116,16 @@ def class_names(data: DataBundle) -> list[str]:
     return names
 
 
-def predict(model: Any, data: DataBundle, keep: int = MAX_EXAMPLES) -> Predictions:
-    """One prediction pass (Keras' own loop: the run's strategy, XLA and precision), then one
+def predict(model: Any, data: DataBundle, keep: int = MAX_EXAMPLES,
+            softmax: bool = False) -> Predictions:
+    """One prediction pass (Keras' own loop: the run's strategy, XLA and precision; `softmax`
+    turns a linear head's class scores into probabilities), then one
     pass over the test split for its labels and the first `keep` misclassified inputs. Both see
     the same examples in the same order: the test split is never shuffled."""
     probs = np.asarray(model.predict(data.test, verbose=0), dtype=np.float32)
+    if softmax:
+        probs = np.exp(probs - probs.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
     y_pred, confidence = probs.argmax(axis=-1), probs.max(axis=-1)
     labels: list[np.ndarray] = []
     wrong_index: list[int] = []

@@ -12,7 +12,8 @@ from kexp.cli import import_tensorflow_quietly, precheck, run_guarded
 
 def evaluate(run_dir: str, batch_size: int | None = None, unsafe_load: bool = False
              ) -> dict[str, float]:
-    """Load `run_dir`'s config.yaml and model.keras, return test loss and accuracy.
+    """Load `run_dir`'s config.yaml and model.keras, return the task's test metrics (loss,
+    accuracy, ... as the run reported them) and the test split's size.
 
     The model is loaded in Keras' safe mode unless `unsafe_load`: a model.keras is a file
     anyone could have handed over, and a Lambda layer in it would run its code on load."""
@@ -32,14 +33,18 @@ def evaluate(run_dir: str, batch_size: int | None = None, unsafe_load: bool = Fa
     import_tensorflow_quietly()
     from kexp import data as datasets
     from kexp.models import load_model
+    from kexp.tasks import make_task
 
     cfg = OmegaConf.load(folder / outputs.CONFIG_FILE)
+    task = make_task(cfg)
     # the model first: a refused file is reported before the data are read
-    model = load_model(folder / outputs.MODEL_FILE, safe_mode=not unsafe_load)
+    model = load_model(folder / outputs.MODEL_FILE, safe_mode=not unsafe_load, compile=False)
     data = datasets.load(cfg.data, global_batch_size=batch_size or cfg.trainer.batch_size,
                          seed=cfg.trainer.seed)
+    task.check_data(data.spec, cfg.data.name)
+    model.compile(**task.compile_args(data.spec))  # the loss and metrics the run reported
     result = model.evaluate(data.test, verbose=0, return_dict=True)
-    metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
+    metrics = {**{f"test_{k}": float(v) for k, v in result.items()},
                "num_test": data.spec.num_test}
     (folder / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -56,32 +56,11 @@ def _contents(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, experiment: str,
     doc.paragraph(f"{len(frame)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) "
                   f"in {uri}; written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
 
-    doc.heading("Runs", 2)
-    doc.table(runs.summary_table(frame))
-
-    doc.heading("Best run", 2)
-    best = runs.best_run(frame)
-    if best is None:
-        doc.paragraph("No finished run logged test_accuracy yet.")
-    else:
-        facts = {"test_accuracy": best.get("metrics.test_accuracy"),
-                 "best_val_accuracy": best.get("metrics.best_val_accuracy"),
-                 "model": best["model"], "dataset": best["dataset"],
-                 **{key: best.get(f"params.{key}") for key in runs.KEY_PARAMS}}
-        doc.paragraph(f"{best['run_name']} (run {best['run_id']}): " + ", ".join(
-            f"{k} {_cell(v, k)}" for k, v in facts.items() if _cell(v, k)))
-        ranked = runs.top_runs(frame, top)
-        history = runs.metric_history(uri, ranked)
-        names = dict(zip(frame["run_id"], frame["run_name"], strict=True))
-        doc.figure(run_plots.learning_curves(history[history["run_id"] == best["run_id"]],
-                                             {best["run_id"]: best["run_name"]}), "best_run")
-        if len(ranked) > 1:
-            doc.heading(f"Learning curves of the top {len(ranked)} by test accuracy", 3)
-            doc.figure(run_plots.learning_curves(history, {r: names[r] for r in ranked}),
-                       "top_runs")
-        doc.heading("Test accuracy against size and cost", 2)
-        doc.figure(run_plots.scatter(frame[frame["kind"] != "trial"],
-                                     ["metrics.params", "metrics.flops"]), "size_and_cost")
+    tasks = runs.by_task(frame)
+    for number, (task, rows) in enumerate(tasks):
+        # one task, as almost every experiment has: the sections and figure names of old
+        suffix = "" if len(tasks) == 1 else f" ({task})"
+        _task_sections(doc, rows, uri, top, suffix, "" if number == 0 else f"_{task.lower()}")
 
     parents = runs.searches(frame)
     if not parents.empty:
@@ -89,9 +68,11 @@ def _contents(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, experiment: str,
     for number, (_, parent) in enumerate(parents.iterrows(), start=1):
         run_id = parent["run_id"]
         keys = runs.searched_keys(frame, run_id)
+        children = frame[(frame["parent_run_id"] == run_id) & (frame["kind"] == "trial")]
+        rank = runs.ranking(children)
         doc.heading(f"{parent['run_name']} ({parent['status']})", 3)
         results = [f"{name} {_cell(parent.get(f'metrics.{name}'), name)}"
-                   for name in ("best_val_accuracy", "trials_completed", "trials_failed")
+                   for name in (f"best_{rank.monitor}", "trials_completed", "trials_failed")
                    if _cell(parent.get(f"metrics.{name}"), name)]
         doc.paragraph("; ".join([f"run {run_id}", f"searched: {', '.join(keys) or 'unknown'}",
                                  *results]))
@@ -101,9 +82,46 @@ def _contents(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, experiment: str,
             continue
         doc.table(table)
         if keys:
-            children = frame[(frame["parent_run_id"] == run_id) & (frame["kind"] == "trial")]
             doc.figure(run_plots.scatter(children, [f"params.{k}" for k in keys],
-                                         y="metrics.val_accuracy"), f"search_{number}")
+                                         y=f"metrics.{rank.monitor}"), f"search_{number}")
+
+
+def _task_sections(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, top: int, suffix: str,
+                   tag: str) -> None:
+    """The runs table, the best run and its curves, and the test metric against size and
+    cost, for the runs of one task (ranked by its monitor on the test split)."""
+    from kexp.tracking import run_plots, runs
+
+    rank = runs.ranking(frame)
+    doc.heading(f"Runs{suffix}", 2)
+    doc.table(runs.summary_table(frame, rank=rank))
+
+    doc.heading(f"Best run{suffix}", 2)
+    best = runs.best_run(frame, rank)
+    if best is None:
+        doc.paragraph(f"No finished run logged test_{rank.name} yet.")
+        return
+    facts = {f"test_{rank.name}": best.get(rank.metric),
+             f"best_{rank.monitor}": best.get(f"metrics.best_{rank.monitor}"),
+             **{k: best.get(f"metrics.{k}") for k in rank.extra},
+             "model": best["model"], "dataset": best["dataset"],
+             **{key: best.get(f"params.{key}") for key in runs.KEY_PARAMS}}
+    doc.paragraph(f"{best['run_name']} (run {best['run_id']}): " + ", ".join(
+        f"{k} {_cell(v, k)}" for k, v in facts.items() if _cell(v, k)))
+    leaders = runs.top_runs(frame, top, rank)
+    history = runs.metric_history(uri, leaders, rank.curves)
+    names = dict(zip(frame["run_id"], frame["run_name"], strict=True))
+    doc.figure(run_plots.learning_curves(history[history["run_id"] == best["run_id"]],
+                                         {best["run_id"]: best["run_name"]}, rank),
+               f"best_run{tag}")
+    if len(leaders) > 1:
+        doc.heading(f"Learning curves of the top {len(leaders)} by {rank.label}", 3)
+        doc.figure(run_plots.learning_curves(history, {r: names[r] for r in leaders}, rank),
+                   f"top_runs{tag}")
+    doc.heading(f"{rank.label.capitalize()} against size and cost", 2)
+    doc.figure(run_plots.scatter(frame[frame["kind"] != "trial"],
+                                 ["metrics.params", "metrics.flops"], y=rank.metric),
+               f"size_and_cost{tag}")
 
 
 class HtmlDoc:
@@ -214,9 +232,11 @@ def report(cfg: DictConfig) -> str:
     frame = runs.load_runs(uri, experiment)
     out = Path(cfg.out) if cfg.out else default_path(cfg.paths.log_dir, experiment, fmt)
     write_report(frame, uri, experiment, out, fmt, cfg.top)
-    best = runs.best_run(frame)
-    found = f"best {best['run_name']} test_accuracy={best['metrics.test_accuracy']:.4f}" \
-        if best is not None else "no finished run with test_accuracy"
+    newest = runs.by_task(frame)[0][1]  # the task of the newest run
+    rank = runs.ranking(newest)
+    best = runs.best_run(newest, rank)
+    found = f"best {best['run_name']} test_{rank.name}={best[rank.metric]:.4f}" \
+        if best is not None else f"no finished run with test_{rank.name}"
     return f"kexp.report: wrote {out} ({len(frame)} runs; {found})"
 
 

@@ -81,14 +81,17 @@ def write_summary(model: Any, run_dir: Path) -> Path:
     return path
 
 
-def plot_learning_curves(history: dict[str, list[float]], run_dir: Path) -> Path:
-    """Loss, accuracy and learning rate per epoch, train beside validation."""
+def plot_learning_curves(history: dict[str, list[float]], run_dir: Path,
+                         metric: str | None = "accuracy") -> Path:
+    """Loss, the task's `metric` (accuracy, rmse, ...) and learning rate per epoch, train
+    beside validation."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
-    panels = [("loss", ["loss", "val_loss"]), ("accuracy", ["accuracy", "val_accuracy"]),
+    panels = [("loss", ["loss", "val_loss"]),
+              *([(metric, [metric, f"val_{metric}"])] if metric else []),
               ("learning rate", ["learning_rate"])]
     panels = [(t, [k for k in keys if history.get(k)]) for t, keys in panels]
     panels = [(t, keys) for t, keys in panels if keys]

@@ -20,26 +20,23 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
-from kexp import analysis, models, provenance, run_dir
 from kexp import data as datasets
+from kexp import provenance, run_dir
 from kexp.config import allowed_targets, check_complete, validate
 from kexp.data import DataBundle, DataSpec
 from kexp.data.augment import with_augmentation
 from kexp.data.text import save_vocabulary
 from kexp.errors import KexpError, TrainingFailed
-from kexp.tracking.tracker import (
-    FINAL_METRICS,
-    NullTracker,
-    Tracker,
-    checked_tracker,
-    run_tags,
-)
+from kexp.models import count_flops
+from kexp.tasks import Task, make_task
+from kexp.tracking.tracker import NullTracker, Tracker, checked_tracker, final_metrics, run_tags
 from kexp.training import resume
 from kexp.training.callbacks import (
     DataEpoch,
     GracefulInterrupt,
     LearningRateLogger,
     NonFiniteLossGuard,
+    TimeBudget,
     build_callbacks,
 )
 from kexp.training.multi_worker import distribute, finish_together
@@ -59,6 +56,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_complete(cfg)
     validate(cfg)
     tracker = checked_tracker(cfg)  # an unreachable store fails the run in seconds, before data
+    task = make_task(cfg)
     data, model, settings = prepare(cfg)
     card = model_card(model)
     if settings.chief:
@@ -73,11 +71,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         backup = resume.prepare(model, cfg, out, saved, tracker)
         guard, interrupt = NonFiniteLossGuard(), GracefulInterrupt()
+        budget = TimeBudget(cfg.trainer.get("max_minutes"))
         throughput = Throughput(data.spec.num_train, started=started)
         history = model.fit(
             data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
             initial_epoch=saved.epoch if saved else 0,
             callbacks=[DataEpoch(data.epoch), interrupt, throughput, LearningRateLogger(), guard,
+                       budget,
                        *build_callbacks(cfg.callbacks, out, backup, resumed=saved is not None),
                        tracker.callback()],
             verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
@@ -91,19 +91,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         keep_best_model(model, cfg.callbacks, out)
         test = model.evaluate(data.test, verbose=0, return_dict=True)
 
-        metrics = {**summarize(history, test, started), **card,
-                   "examples_per_second": round(throughput.per_second, 1),
-                   "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2)}
-        tracker.log_metrics({key: metrics[key] for key in FINAL_METRICS})
-        # error analysis: the chief only, and not over a multi-worker run's distributed test
-        # split (predicting it takes every worker; the others have gone on to finish_together)
+        # the task's closer look: the chief only, and not over a multi-worker run's distributed
+        # test split (predicting it takes every worker; the others have gone on to
+        # finish_together)
         analyzable = settings.chief and isinstance(data.test, tf.data.Dataset)
-        pictures, scores = analysis.analyze(model, data, out) if analyzable else ([], {})
-        if scores:
-            tracker.log_metrics(scores)
+        pictures, found, scores = task.evaluate(model, data, out) if analyzable else ([], {}, {})
+        metrics = {**task.summarize(history, test), **found,
+                   "wall_seconds": round(time.perf_counter() - started, 2), **card,
+                   "examples_per_second": round(throughput.per_second, 1),
+                   "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2),
+                   "stopped_on_time": budget.stopped_on_time}
+        tracker.log_metrics({**final_metrics(metrics), **scores})
         artifacts = [run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
                      out / provenance.PROVENANCE_FILE, run_dir.write_summary(model, out),
-                     run_dir.plot_learning_curves(history, out),
+                     run_dir.plot_learning_curves(history, out, task.CURVE_METRIC),
                      out / cfg.callbacks.csv_logger.filename, *pictures]
         if data.vocabulary is not None:  # text: the words behind the token ids the model reads
             artifacts.append(save_vocabulary(data.vocabulary, out / run_dir.VOCABULARY_FILE))
@@ -124,8 +125,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         tracker.finish(status)
         if not settings.chief:
             shutil.rmtree(out, ignore_errors=True)
-    log.info("test_accuracy %.4f  test_loss %.4f  (%d epochs, %.1f s) -> %s",
-             metrics["test_accuracy"], metrics["test_loss"], metrics["epochs"],
+    log.info("%s  (%d epochs, %.1f s) -> %s", task.headline(metrics), metrics["epochs"],
              metrics["wall_seconds"], out if settings.chief else "the chief's run directory")
     return metrics
 
@@ -157,6 +157,7 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
     keras.backend.clear_session()  # frees the models of earlier runs in this process (-m, trials)
     seed_everything(cfg.trainer.seed)
     set_determinism(cfg.trainer.get("deterministic", False))
+    task = make_task(cfg)
     strategy = make_strategy(cfg.strategy)
     settings = resolve(cfg, strategy)
     data = load_data(cfg.data, global_batch_size=settings.global_batch_size,
@@ -164,29 +165,28 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         data = dataclasses.replace(data, **{split: distribute(getattr(data, split), strategy)
                                             for split in ("train", "val", "test")})
+    task.check_data(data.spec, cfg.data.name)
     steps_per_epoch = max(1, math.ceil(data.spec.num_train / settings.global_batch_size))
 
     with precision_policy(cfg.trainer.precision), strategy.scope():
-        model = models.build(cfg.model, data.spec.input_shape, data.spec.num_classes,
-                             vocab_size=data.spec.vocab_size,
-                             allow_targets=allowed_targets(cfg))
+        model = task.build_model(cfg.model, data.spec, allow_targets=allowed_targets(cfg))
         model = with_augmentation(model, cfg.data, cfg.trainer.seed)
-        compile_model(model, cfg, settings, steps_per_epoch)
+        compile_model(model, task, data.spec, cfg, settings, steps_per_epoch)
     if settings.jit_compile and not model.jit_compile:  # a layer XLA cannot compile
         settings = dataclasses.replace(settings, jit_compile=False)
     log.info(describe(strategy, settings))
     return data, model, settings
 
 
-def compile_model(model: keras.Model, cfg: DictConfig, settings: RunSettings,
-                  steps_per_epoch: int) -> None:
-    """Optimizer, schedule, loss and metrics, with XLA and steps_per_execution set explicitly."""
+def compile_model(model: keras.Model, task: Task, spec: DataSpec, cfg: DictConfig,
+                  settings: RunSettings, steps_per_epoch: int) -> None:
+    """Optimizer and schedule, the task's loss and metrics, with XLA and steps_per_execution
+    set explicitly."""
     if cfg.callbacks.reduce_lr.enabled and cfg.schedule.name != "constant":
         raise KexpError(f"callbacks.reduce_lr needs schedule=constant (schedule="
                         f"{cfg.schedule.name} already sets the learning rate every step)")
     lr = build_schedule(cfg.schedule, settings.learning_rate, steps_per_epoch, cfg.trainer.epochs)
-    model.compile(optimizer=build_optimizer(cfg.optimizer, lr),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+    model.compile(optimizer=build_optimizer(cfg.optimizer, lr), **task.compile_args(spec),
                   jit_compile=settings.jit_compile,
                   steps_per_execution=settings.steps_per_execution)
 
@@ -204,18 +204,4 @@ def model_card(model: keras.Model) -> dict[str, int]:
     """What a model costs: its weights (all, and trainable) and forward FLOPs for one example."""
     return {"params": int(model.count_params()),
             "trainable_params": sum(math.prod(w.shape) for w in model.trainable_weights),
-            "flops": models.count_flops(model)}
-
-
-def summarize(history: dict[str, list[float]], test: dict[str, float],
-              started: float) -> dict[str, Any]:
-    val_acc = history.get("val_accuracy") or [float("nan")]
-    best = max(range(len(val_acc)), key=lambda i: val_acc[i])
-    return {
-        "test_loss": float(test["loss"]),
-        "test_accuracy": float(test["accuracy"]),
-        "best_val_accuracy": float(val_acc[best]),
-        "best_epoch": best + 1,
-        "epochs": len(history.get("loss", [])),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-    }
+            "flops": count_flops(model)}

@@ -30,6 +30,8 @@ RUN_ELSEWHERE = {
         "test_e2e.py::test_from_run_repeats_a_logged_run_as_a_new_linked_run",
     "python -m kexp.sync run_dir=":
         "test_tracking_faults.py::test_store_lost_mid_run_then_synced_once",
+    "python -m kexp --config-dir my_conf task=":
+        "test_docs.py::test_the_readme_task_example_trains_and_reports_its_metric",
     "python -m kexp --config-dir my_conf":
         "test_docs.py::test_the_readme_model_family_example_composes_and_builds",
 }
@@ -135,14 +137,7 @@ def test_the_readme_model_family_example_composes_and_builds(tmp_path, monkeypat
     from kexp import models
     from kexp.cli import config_dir, precheck
 
-    section = README.read_text().split("## Add a model family", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n# (\S+)\n(.*?)```", section, re.S)
-    yaml = re.search(r"```yaml\n# (\S+)\n(.*?)```", section, re.S)
-    command = next(c for c in readme_commands() if c.startswith("python -m kexp --config-dir"))
-    for match in (code, yaml):
-        (tmp_path / match[1]).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / match[1]).write_text(match[2])
-    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    command = write_readme_example("Add a model family", tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))  # `python -m` puts the working directory first
     args = shlex.split(command)[3:]
@@ -156,3 +151,42 @@ def test_the_readme_model_family_example_composes_and_builds(tmp_path, monkeypat
     model = models.build(cfg.model, (8, 8, 1), 10, allow_targets=["mypkg"])
     assert model.name == "tiny_cnn" and model.output_shape == (None, 10)
     assert model.layers[1].filters == 32  # the command's model.filters=32
+
+
+def write_readme_example(section_title: str, where) -> str:
+    """The python and yaml files of a README section, written under `where` as they are
+    named there; returns the section's `python -m kexp --config-dir` command."""
+    section = README.read_text().split(f"## {section_title}", 1)[1].split("\n## ", 1)[0]
+    for kind in ("python", "yaml"):
+        match = re.search(rf"```{kind}\n# (\S+)\n(.*?)```", section, re.S)
+        (where / match[1]).parent.mkdir(parents=True, exist_ok=True)
+        (where / match[1]).write_text(match[2])
+    (where / "mypkg" / "__init__.py").write_text("")
+    return next(line.strip() for line in section.splitlines()
+                if line.startswith("    python -m kexp --config-dir"))
+
+
+@pytest.mark.slow
+def test_the_readme_task_example_trains_and_reports_its_metric(tmp_path, monkeypatch):
+    """The worked example of "Add a task", as written, run for one tiny epoch."""
+    from hydra import compose, initialize_config_dir
+
+    from kexp.cli import config_dir, precheck
+    from kexp.train import train
+
+    command = write_readme_example("Add a task", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # `python -m` puts the working directory first
+    args = shlex.split(command)[3:]
+    try:
+        precheck([*args, "--cfg", "job"], "train")
+    except SystemExit as exc:
+        pytest.fail(f"README command fails: {command}: exit {exc.code}")
+    overrides = [a for a in args if not a.startswith("--config-dir") and a != "my_conf"]
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", [*overrides, f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]",
+                                "trainer.epochs=1", "data.subset=256", "logger=none",
+                                "trainer.verbose=0", f"paths.log_dir={tmp_path / 'logs'}"])
+    metrics = train(cfg)
+    assert 0 <= metrics["test_accuracy"] <= metrics["test_top3"] <= 1
+    assert "best_val_top3" in metrics

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kexp.config import is_int
+from kexp.config import allowed_targets, check_target, is_int
 from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
 from kexp.errors import KexpError
@@ -26,6 +27,8 @@ SOURCES = {
     "image_folder": "kexp.data.image_folder",
     "tfds_text": "kexp.data.tfds_text",
     "text_csv": "kexp.data.text_csv",
+    "diabetes": "kexp.data.diabetes",
+    "table": "kexp.data.table",
 }
 
 
@@ -38,9 +41,7 @@ def load(
     order is random, but splits still use seed 0: evaluating later must see the same test split.
     """
     cfg = data_cfg if isinstance(data_cfg, DictConfig) else OmegaConf.create(data_cfg)
-    source = cfg.get("source")
-    if not isinstance(source, str) or source not in SOURCES:
-        raise KexpError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
+    load_raw = source_function(cfg)
     if not is_int(global_batch_size) or global_batch_size < 1:
         raise KexpError(f"global_batch_size: {global_batch_size!r} must be a positive integer")
     if seed is not None and not is_int(seed):
@@ -48,9 +49,30 @@ def load(
     from kexp.data import pipeline  # TensorFlow loads here, not when kexp.data is imported
 
     split_seed = 0 if seed is None else seed % 2**32  # scikit-learn takes 0..2**32-1 only
-    raw = importlib.import_module(SOURCES[source]).load_raw(cfg, split_seed)
+    raw = load_raw(cfg, split_seed)
     if keys.boolean(cfg, "train_on_val", False):
         # a final refit (kexp.tune's tuner.retrain_best): the validation split joins the
         # training split; it is still reported as val, on examples the model has now seen
         raw = dataclasses.replace(raw, train=raw.train.concatenate(raw.val))
     return pipeline.build(raw, cfg, global_batch_size, seed)
+
+
+def source_function(cfg: DictConfig) -> Callable[[DictConfig, int], Any]:
+    """The function that reads the raw splits: `data._target_` (a user's own source, e.g.
+    `mypkg.data.load_raw`, allowlisted like a model's builder) or the `load_raw` of the
+    built-in `data.source`. It takes the data config and the split seed and returns
+    `kexp.data.pipeline.RawSplits`."""
+    target = cfg.get("_target_")
+    if target is not None:
+        root = cfg._get_root() if isinstance(cfg, DictConfig) else None
+        check_target("data._target_", target,
+                     allowed_targets(root) if root is not None and root is not cfg else ())
+        module_name, _, name = str(target).rpartition(".")
+        try:
+            return getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise KexpError(f"data._target_: cannot import '{target}' ({exc})") from None
+    source = cfg.get("source")
+    if not isinstance(source, str) or source not in SOURCES:
+        raise KexpError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
+    return importlib.import_module(SOURCES[source]).load_raw

@@ -20,19 +20,14 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from kexp.config import check
 from kexp.data import keys
 from kexp.errors import KexpError
-
-# where training images are augmented: data.augment_on (also in kexp.config.RULES)
-AUGMENT_ON = ("pipeline", "model")
 
 
 def augment_on(data_cfg: DictConfig) -> str:
     """`data.augment_on`: pipeline (the default when the key is absent) or model."""
-    value = keys.get(data_cfg, "augment_on", "pipeline")
-    if not isinstance(value, str) or value not in AUGMENT_ON:
-        raise KexpError(f"data.augment_on: {value!r} must be {' or '.join(AUGMENT_ON)}")
-    return value
+    return check("data.augment_on", keys.get(data_cfg, "augment_on", "pipeline"))
 
 
 def augment_settings(data_cfg: DictConfig) -> tuple[int, bool]:

@@ -14,22 +14,40 @@ class DataSpec:
     """Static facts about the data a model needs, and the split sizes actually used."""
 
     name: str
-    input_shape: tuple[int, ...]  # one example: (H, W, C) images or (sequence_length,) token ids
-    num_classes: int
-    class_names: list[str]
+    # one example: (H, W, C) images, (sequence_length,) token ids or (F,) table features
+    input_shape: tuple[int, ...]
+    num_classes: int  # 0 for real targets
+    class_names: list[str]  # [] for real targets
     num_train: int
     num_val: int
     num_test: int
     vocab_size: int | None = None  # text only: token ids run 0..vocab_size-1 (0 pads, 1 is OOV)
     version: str | None = None  # the source's version where it has one (TFDS)
     fingerprint: str | None = None  # of the examples read: kexp.data.pipeline.fingerprint
+    # real targets only: the name of each target column (y is float32 (B, len(target_names)));
+    # None: y holds int32 class ids
+    target_names: list[str] | None = None
+    # real targets only: per target column, the mean and std of the training split's targets
+    # (as the model reads them, after data.subset); a std of 0 is given as 1.0
+    target_mean: tuple[float, ...] | None = None
+    target_std: tuple[float, ...] | None = None
+    # tables only: the name of each feature after encoding (a numeric column keeps its name, a
+    # categorical one becomes one `column=value` feature per category)
+    feature_names: list[str] | None = None
+
+    @property
+    def is_regression(self) -> bool:
+        """True when y holds real-valued target vectors rather than class ids."""
+        return self.target_names is not None
 
 
 @dataclass
 class DataBundle:
-    """Batched, prefetched (x, y int32) splits; only `train` is shuffled and augmented.
+    """Batched, prefetched (x, y) splits; only `train` is shuffled and augmented.
 
-    x is float32 images, or int32 token ids for text."""
+    x is float32 images (B, H, W, C), int32 token ids for text (B, L) or float32 table features
+    (B, F); y is int32 class ids (B,), or float32 real targets (B, k) when
+    `spec.is_regression`."""
 
     train: tf.data.Dataset
     val: tf.data.Dataset

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from kexp.config import STANDARDIZE, check
 from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
 from kexp.data.pipeline import (
@@ -31,7 +32,6 @@ from kexp.data.pipeline import (
 from kexp.errors import KexpError
 
 PAD, OOV = "", "[UNK]"  # ids 0 and 1, as TextVectorization names them
-STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
 # HTML left in scraped text (imdb's <br />, ag_news' "#39;s" and "&lt;b&gt;") and ag_news'
 # stray backslashes: replaced by a space so that they never glue two words together
 _MARKUP = r"(?i)<br\s*/?>|&#?[a-z0-9]+;|#\d+;|\\"
@@ -92,7 +92,7 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
 
     train, epoch = epoch_batches(train, counts["train"], shuffle_buffer, global_batch_size, seed)
     spec = DataSpec(
-        name=str(keys.get(cfg, "name", keys.get(cfg, "source"))),
+        name=str(keys.get(cfg, "name", None) or keys.get(cfg, "source", "data")),
         input_shape=(sequence_length,),
         num_classes=len(raw.class_names),
         class_names=list(raw.class_names),
@@ -172,22 +172,13 @@ def _set_vocabulary(vectorizer, tokens: list[str], max_tokens: int | None, path:
 
 
 def _max_tokens(cfg: DictConfig) -> int | None:
-    value = keys.get(cfg, "max_tokens")
-    if value is None:
-        return None
-    if not keys.is_int(value) or value < 3:
-        raise KexpError(f"data.max_tokens: {value!r} must be an integer >= 3 (ids 0 and 1 are "
-                        f"padding and OOV) or null for every word")
-    return int(value)
+    value = check("data.max_tokens", keys.get(cfg, "max_tokens"))
+    return None if value is None else int(value)
 
 
 def _standardize_mode(cfg: DictConfig) -> str:
-    value = keys.get(cfg, "standardize", STANDARDIZE[0])
-    if value is None:
-        value = "none"
-    if value not in STANDARDIZE:
-        raise KexpError(f"data.standardize: {value!r} is not one of {', '.join(STANDARDIZE)}")
-    return value
+    value = check("data.standardize", keys.get(cfg, "standardize", STANDARDIZE[0]))
+    return "none" if value is None else value
 
 
 def _vocabulary_file(cfg: DictConfig) -> Path | None:

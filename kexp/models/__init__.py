@@ -1,7 +1,8 @@
 """Model builders, one public function per family, chosen by `model._target_` in conf/model/.
 
-Adding a family is one file here (a function `family(input_shape, num_classes, **knobs)`
-returning a `keras.Model`) plus one yaml in conf/model/ whose `_target_` names it. A
+Adding a family is one file here (a function `family(input_shape, **knobs)` returning a
+`keras.Model` whose output is a feature vector: a backbone, no head) plus one yaml in
+conf/model/ whose `_target_` names it; the task (kexp.tasks) adds the head. A
 user's own builder works the same way from their own package. Text builders also take
 `vocab_size`; that is how `build` tells sequence models from image models.
 """
@@ -20,7 +21,8 @@ from kexp.config import allowed_targets, check_target
 from kexp.errors import KexpError
 from kexp.models.flops import count_flops
 
-__all__ = ["build", "count_flops", "load_model", "names", "resolve_builder"]
+__all__ = ["attach", "backbone", "build", "count_flops", "load_model", "names",
+           "resolve_builder"]
 
 # keys in a model yaml that describe the model rather than feed the builder
 _META_KEYS = ("_target_", "name")
@@ -37,7 +39,7 @@ def resolve_builder(target: str, allowed: Sequence[str] = ()) -> Callable[..., A
         raise KexpError(f"model._target_: cannot import '{target}' ({exc})") from None
 
 
-_DATA_ARGS = ("input_shape", "num_classes", "vocab_size")
+_DATA_ARGS = ("input_shape", "vocab_size")
 
 
 def names() -> list[str]:
@@ -47,23 +49,23 @@ def names() -> list[str]:
     return group_options("model")
 
 
-def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
-          vocab_size: int | None = None, allow_targets: Sequence[str] | None = None):
-    """Build the model that `model_cfg` describes for inputs of `input_shape`.
+def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int | None = None,
+             allow_targets: Sequence[str] | None = None):
+    """Build the backbone `model_cfg` describes: the network up to its features, no head.
 
     Args:
         model_cfg: the `model` config group: `_target_` (dotted path of the builder),
             `name`, and the builder's keyword arguments.
         input_shape: shape of one example, e.g. `(32, 32, 3)` for images or
             `(sequence_length,)` for token ids.
-        num_classes: number of output classes.
-        vocab_size: size of the token vocabulary for text data; None for images.
+        vocab_size: size of the token vocabulary for text data; None for images and tables.
         allow_targets: modules besides kexp and keras whose builders may be named by
             `_target_`; None: the `kexp.allow_targets` of the config `model_cfg` was taken
             from (`cfg.model` of a composed training config), else none.
 
     Returns:
-        An uncompiled `keras.Model` with a float32 softmax output.
+        An uncompiled `keras.Model` whose output is one feature vector per example; a task
+        (kexp.tasks) puts its head on it.
     """
     if allow_targets is None:
         allow_targets = _allowlist_of_parent(model_cfg)
@@ -71,6 +73,10 @@ def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
     knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
              if k not in _META_KEYS}
     accepted = inspect.signature(builder).parameters
+    if "num_classes" in accepted:
+        raise KexpError(f"model._target_: {model_cfg._target_} takes num_classes, but builders "
+                        f"return features now and the task adds the head: drop num_classes "
+                        f"and the final classifier layers")
     unknown = sorted(k for k in knobs if k not in accepted or k in _DATA_ARGS)
     if unknown:
         raise KexpError(
@@ -88,13 +94,36 @@ def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
     if takes_text:
         knobs["vocab_size"] = int(vocab_size)
     try:
-        return builder(input_shape=tuple(input_shape), num_classes=num_classes, **knobs)
+        return builder(input_shape=tuple(input_shape), **knobs)
     except ValueError as exc:
         # Keras reports an input too small for the architecture deep inside a layer
         raise KexpError(
             f"model={name} cannot take inputs of shape "
             f"{tuple(input_shape)}: {str(exc).splitlines()[0]}"
         ) from None
+
+
+def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
+          vocab_size: int | None = None, allow_targets: Sequence[str] | None = None):
+    """The backbone `model_cfg` describes with the classification head on it (logits ->
+    float32 softmax): what `task=classification` with its default loss trains. Arguments as
+    in `backbone`, plus `num_classes`, the number of output classes.
+
+    Returns:
+        An uncompiled `keras.Model` with a float32 softmax output.
+    """
+    from kexp.models import heads
+
+    features = backbone(model_cfg, input_shape, vocab_size, allow_targets)
+    l1, l2 = (float(model_cfg.get(k, 0.0) or 0.0) for k in ("l1", "l2"))
+    return heads.attach(features, lambda x: heads.class_scores(x, num_classes, l1=l1, l2=l2))
+
+
+def attach(backbone: Any, head: Callable[[Any], Any]) -> Any:
+    """`kexp.models.heads.attach`: one functional model, `head` on `backbone`'s features."""
+    from kexp.models import heads
+
+    return heads.attach(backbone, head)
 
 
 def _allowlist_of_parent(model_cfg: DictConfig) -> list[str]:
@@ -108,7 +137,7 @@ def _allowlist_of_parent(model_cfg: DictConfig) -> list[str]:
     return allowed_targets(root)
 
 
-def load_model(path, safe_mode: bool = True):
+def load_model(path, safe_mode: bool = True, compile: bool = True):
     """`keras.saving.load_model` with kexp's custom layers registered, in Keras' safe mode.
 
     Safe mode refuses a `Lambda` layer holding Python bytecode: loading it would run code from
@@ -120,8 +149,9 @@ def load_model(path, safe_mode: bool = True):
 
     for module in pkgutil.iter_modules(kexp.models.__path__):
         importlib.import_module(f"kexp.models.{module.name}")  # registers their layers
+    importlib.import_module("kexp.tasks.losses")  # and the tasks' losses a compiled model names
     try:
-        return keras.saving.load_model(path, safe_mode=safe_mode)
+        return keras.saving.load_model(path, safe_mode=safe_mode, compile=compile)
     except ValueError as exc:
         if "arbitrary code execution" in str(exc):
             raise KexpError(

@@ -31,7 +31,6 @@ from kexp.errors import KexpError
 from kexp.models.layers import (
     check_activation,
     check_initializer,
-    classifier,
     conv_block,
     dense_stack,
     scaled,
@@ -59,7 +58,7 @@ def _imagenet_feature_size(size: int) -> int:
 MIN_IMAGENET_SIZE = next(s for s in range(1, 256) if _imagenet_feature_size(s) >= 1)
 
 
-def alexnet(input_shape: Sequence[int], num_classes: int, variant: str = "imagenet",
+def alexnet(input_shape: Sequence[int], variant: str = "imagenet",
             dense_units: Sequence[int] = (4096, 4096), resize_to: int = 224,
             activation: str = "relu", dropout: float = 0.5, batch_norm: bool = False,
             l1: float = 0.0, l2: float = 0.0, kernel_initializer: str = "he_normal",
@@ -70,7 +69,6 @@ def alexnet(input_shape: Sequence[int], num_classes: int, variant: str = "imagen
         input_shape: (height, width, channels) of one image. The imagenet layout needs at
             least 63x63 (its stride-4 conv and three pools); smaller images are resized up to
             `resize_to` inside the model. The cifar layout takes any size (8x8 and up).
-        num_classes: number of output classes.
         variant: "imagenet" (the 224-px original, 11x11 stride-4 first conv, three max
             pools) or "cifar" (5x5 stride-1 first conv, two max pools).
         dense_units: hidden dense layers of the head (4096, 4096 in the original).
@@ -87,7 +85,8 @@ def alexnet(input_shape: Sequence[int], num_classes: int, variant: str = "imagen
         width: multiplier on the channels of every conv (not on `dense_units`).
 
     Returns:
-        A `keras.Model` named "alexnet" or "alexnet_cifar".
+        A `keras.Model` named "alexnet" or "alexnet_cifar", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     if variant not in VARIANTS:
         raise KexpError(f"model.variant: '{variant}' is not an AlexNet variant; valid: "
@@ -132,6 +131,6 @@ def alexnet(input_shape: Sequence[int], num_classes: int, variant: str = "imagen
     x = layers.Flatten(name="flatten")(x)
     x = dense_stack(x, dense_units, activation=activation, dropout=dropout, batch_norm=False,
                     l1=l1, l2=l2, kernel_initializer=kernel_initializer)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(inputs, outputs, name="alexnet" if variant == "imagenet"
                        else "alexnet_cifar")

@@ -14,13 +14,13 @@ from keras import layers
 
 from kexp.errors import KexpError
 from kexp.models.attention import attention_block
-from kexp.models.layers import classifier, conv_block, dense_stack, scaled
+from kexp.models.layers import conv_block, dense_stack, scaled
 
 POOLING = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}
 PADDING = ("same", "valid")
 
 
-def cnn(input_shape: Sequence[int], num_classes: int, filters: Sequence[int] = (32, 64),
+def cnn(input_shape: Sequence[int], filters: Sequence[int] = (32, 64),
         kernel_size: int = 3, padding: str = "same", pooling: str = "max",
         dense_units: Sequence[int] = (128,), activation: str = "relu", dropout: float = 0.0,
         batch_norm: bool = False, attention: str = "none", width: float = 1.0,
@@ -30,7 +30,6 @@ def cnn(input_shape: Sequence[int], num_classes: int, filters: Sequence[int] = (
     Args:
         input_shape: (height, width, channels) of one image; each stage halves height and
             width (and a `valid` conv trims kernel_size - 1 pixels first).
-        num_classes: number of output classes.
         filters: channels of each conv stage.
         kernel_size: conv kernel size.
         padding: "same" (keeps the size) or "valid" (no padding, as in LeNet-5).
@@ -46,7 +45,8 @@ def cnn(input_shape: Sequence[int], num_classes: int, filters: Sequence[int] = (
         kernel_initializer: initializer of every kernel.
 
     Returns:
-        A `keras.Model` named "cnn".
+        A `keras.Model` named "cnn", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     if len(input_shape) != 3:
         raise KexpError(f"model=cnn needs images (height, width, channels), got input shape "
@@ -68,7 +68,7 @@ def cnn(input_shape: Sequence[int], num_classes: int, filters: Sequence[int] = (
     x = dense_stack(x, [scaled(int(n), width) for n in dense_units], activation=activation,
                     dropout=dropout, batch_norm=False, l1=l1, l2=l2,
                     kernel_initializer=kernel_initializer)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(inputs, outputs, name="cnn")
 
 

@@ -28,7 +28,6 @@ from kexp.errors import KexpError
 from kexp.models.layers import (
     check_activation,
     check_initializer,
-    classifier,
     pad_to,
     regularizer,
     scaled,
@@ -55,7 +54,7 @@ def blocks_for(depth: int) -> tuple[str, tuple[int, ...]]:
                     f"small images (40, 100, 190, 250, ...)")
 
 
-def densenet(input_shape: Sequence[int], num_classes: int, depth: int = 100,
+def densenet(input_shape: Sequence[int], depth: int = 100,
              growth_rate: int = 12, compression: float = 0.5, activation: str = "relu",
              dropout: float = 0.0, batch_norm: bool = True, l1: float = 0.0, l2: float = 0.0,
              kernel_initializer: str = "he_normal", width: float = 1.0) -> keras.Model:
@@ -65,7 +64,6 @@ def densenet(input_shape: Sequence[int], num_classes: int, depth: int = 100,
         input_shape: (height, width, channels) of one image. Small-image depths take any
             image of at least 4x4 as it is; ImageNet depths downsample 32x and zero-pad
             images smaller than 32x32 up to 32x32 inside the model.
-        num_classes: number of output classes.
         depth: 121, 169, 201 or 264 (ImageNet layouts), or 6n + 4 (three blocks of n dense
             layers for small images, e.g. 100).
         growth_rate: channels each dense layer adds (k); the stem has 2k, bottlenecks 4k.
@@ -80,7 +78,8 @@ def densenet(input_shape: Sequence[int], num_classes: int, depth: int = 100,
         width: multiplier on the growth rate (and so on every conv).
 
     Returns:
-        A `keras.Model` named "densenet<depth>".
+        A `keras.Model` named "densenet<depth>", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     kind, blocks = blocks_for(depth)
     name = f"densenet{depth}"
@@ -144,5 +143,5 @@ def densenet(input_shape: Sequence[int], num_classes: int, depth: int = 100,
 
     x = norm_act(x, "post")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(inputs, outputs, name=name)

@@ -1,4 +1,4 @@
-"""Pieces every builder shares: activations, regularizers, conv blocks, the classifier head."""
+"""Pieces every builder shares: activations, regularizers, conv blocks (heads: models.heads)."""
 
 from __future__ import annotations
 
@@ -76,14 +76,6 @@ def dense_stack(x, units: Sequence[int], *, activation: str, dropout: float,
         if dropout:
             x = layers.Dropout(dropout, name=f"dense_{i}_dropout")(x)
     return x
-
-
-def classifier(x, num_classes: int, *, l1: float = 0.0, l2: float = 0.0,
-               kernel_initializer: str = "glorot_uniform"):
-    """Logits -> softmax, the softmax kept in float32 so mixed precision stays stable."""
-    x = layers.Dense(num_classes, kernel_initializer=check_initializer(kernel_initializer),
-                     kernel_regularizer=regularizer(l1, l2), name="logits")(x)
-    return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
 def pad_to(x, size: int, input_shape: Sequence[int]):

@@ -7,18 +7,17 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from kexp.models.layers import classifier, dense_stack, scaled
+from kexp.models.layers import dense_stack, scaled
 
 
-def mlp(input_shape: Sequence[int], num_classes: int, hidden_units: Sequence[int] = (256, 128),
+def mlp(input_shape: Sequence[int], hidden_units: Sequence[int] = (256, 128),
         activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
         width: float = 1.0, l1: float = 0.0, l2: float = 0.0,
         kernel_initializer: str = "glorot_uniform") -> keras.Model:
-    """Builds an MLP classifier.
+    """Builds an MLP backbone.
 
     Args:
         input_shape: shape of one example; it is flattened.
-        num_classes: number of output classes.
         hidden_units: width of each hidden layer, first to last (empty: logistic regression).
         activation: activation of the hidden layers.
         dropout: dropout rate after each hidden layer.
@@ -29,12 +28,13 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden_units: Sequence[int
         kernel_initializer: initializer of every kernel.
 
     Returns:
-        A `keras.Model` named "mlp".
+        A `keras.Model` named "mlp", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = layers.Flatten(name="flatten")(inputs)
     x = dense_stack(x, [scaled(int(n), width) for n in hidden_units], activation=activation,
                     dropout=dropout,
                     batch_norm=batch_norm, l1=l1, l2=l2, kernel_initializer=kernel_initializer)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2, kernel_initializer=kernel_initializer)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(inputs, outputs, name="mlp")

@@ -28,7 +28,7 @@ from keras import layers
 
 from kexp.errors import KexpError
 from kexp.models.attention import attention_block, check_attention
-from kexp.models.layers import check_activation, check_initializer, classifier, regularizer
+from kexp.models.layers import check_activation, check_initializer, regularizer
 
 VERSIONS = (1, 2)
 
@@ -57,7 +57,7 @@ def _activation(name: str, layer_name: str) -> layers.Layer:
     return layers.Activation(name, name=layer_name)
 
 
-def mobilenet(input_shape: Sequence[int], num_classes: int, version: int = 1,
+def mobilenet(input_shape: Sequence[int], version: int = 1,
               alpha: float = 1.0, first_stride: int = 2, attention: str = "none",
               attention_reduction: int = 4, activation: str = "relu6", dropout: float = 0.001,
               batch_norm: bool = True, l1: float = 0.0, l2: float = 0.0,
@@ -67,7 +67,6 @@ def mobilenet(input_shape: Sequence[int], num_classes: int, version: int = 1,
     Args:
         input_shape: (height, width, channels) of one image; any size and channel count
             (5 stride-2 stages with "same" padding: 224 -> 7x7, 32 or 28 -> 1x1 features).
-        num_classes: number of output classes.
         version: 1 (depthwise separable blocks) or 2 (inverted residuals, linear
             bottlenecks, expansion 6).
         alpha: the papers' width multiplier on every layer's channels (0.25, 0.5, 0.75, 1.0
@@ -93,7 +92,8 @@ def mobilenet(input_shape: Sequence[int], num_classes: int, version: int = 1,
             other model. Keep it 1.0 and use `alpha` to follow the papers.
 
     Returns:
-        A `keras.Model` named "mobilenet" (v1) or "mobilenet_v2".
+        A `keras.Model` named "mobilenet" (v1) or "mobilenet_v2", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     if isinstance(version, bool) or version not in VERSIONS:
         raise KexpError(f"model.version: {version!r} is not a MobileNet version; valid: 1, 2")
@@ -120,7 +120,7 @@ def mobilenet(input_shape: Sequence[int], num_classes: int, version: int = 1,
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(inputs, outputs, name="mobilenet" if version == 1 else "mobilenet_v2")
 
 

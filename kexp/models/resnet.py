@@ -48,7 +48,6 @@ from kexp.models.layers import (
     check_activation,
     check_choice,
     check_initializer,
-    classifier,
     pad_to,
     regularizer,
     scaled,
@@ -134,7 +133,7 @@ class _Ops:
         return self.act(self.norm(x, f"{name}_bn"), f"{name}_act")
 
 
-def resnet(input_shape: Sequence[int], num_classes: int, depth: int = 20,
+def resnet(input_shape: Sequence[int], depth: int = 20,
            block_version: str = "v1", shortcut: str = "auto", attention: str = "none",
            attention_reduction: int = 16, activation: str = "relu", dropout: float = 0.0,
            batch_norm: bool = True, l1: float = 0.0, l2: float = 0.0,
@@ -145,7 +144,6 @@ def resnet(input_shape: Sequence[int], num_classes: int, depth: int = 20,
         input_shape: (height, width, channels) of one image. CIFAR depths and ResNet-9 take
             any image of at least 8x8 as it is; ImageNet depths downsample 32x and zero-pad
             images smaller than 32x32 up to 32x32 inside the model.
-        num_classes: number of output classes.
         depth: a key of `LAYOUTS`: 20, 32, 44, 56, 110 (CIFAR), 18, 34, 50, 101, 152
             (ImageNet) or 9 (ResNet-9).
         block_version: "v1" (conv -> BN -> act, He et al. 2016) or "v2" (pre-activation,
@@ -166,7 +164,8 @@ def resnet(input_shape: Sequence[int], num_classes: int, depth: int = 20,
         width: multiplier on the channels of the stem and every stage.
 
     Returns:
-        A `keras.Model` named "resnet<depth>" ("resnet<depth>v2" for v2).
+        A `keras.Model` named "resnet<depth>" ("resnet<depth>v2" for v2), whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     if depth not in LAYOUTS:
         raise KexpError(f"model.depth: {depth} is not a ResNet depth; valid: 20, 32, 44, 56, "
@@ -232,7 +231,7 @@ def resnet(input_shape: Sequence[int], num_classes: int, depth: int = 20,
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -21,7 +21,6 @@ from kexp.models.layers import (
     check_activation,
     check_choice,
     check_initializer,
-    classifier,
     regularizer,
     scaled,
 )
@@ -40,13 +39,13 @@ CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": ker
 RNN_POOLINGS = ("last", "attention")
 
 
-def rnn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
+def rnn(input_shape: Sequence[int | None], vocab_size: int,
         cell: str = "lstm", layers: int = 1, units: int = 128, bidirectional: bool = False,
         embedding_dim: int = 128, pooling: str = "last", attention_units: int = 64,
         recurrent_dropout: float = 0.0, activation: str = "tanh", dropout: float = 0.2,
         l1: float = 0.0, l2: float = 0.0, kernel_initializer: str = "glorot_uniform",
         width: float = 1.0) -> keras.Model:
-    """Builds a recurrent text classifier.
+    """Builds a recurrent text backbone.
 
     token ids -> Embedding -> `layers` x (SimpleRNN | LSTM | GRU, optionally bidirectional)
     -> pooling over time -> dropout -> classifier. Padding steps are masked in every
@@ -57,7 +56,6 @@ def rnn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
 
     Args:
         input_shape: `(sequence_length,)` of the token-id inputs; `(None,)` takes any length.
-        num_classes: number of output classes.
         vocab_size: number of token ids (0 = padding, 1 = out-of-vocabulary).
         cell: recurrent cell, "simple" (SimpleRNN), "lstm" or "gru".
         layers: number of stacked recurrent layers (all but the top one return sequences).
@@ -86,7 +84,8 @@ def rnn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
         width: multiplier on `units`, `embedding_dim` and `attention_units`.
 
     Returns:
-        A `keras.Model` named "rnn", "lstm", "gru", "birnn", "bilstm" or "bigru".
+        A `keras.Model` named "rnn", "lstm", "gru", "birnn", "bilstm" or "bigru", whose
+        output is one feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     length = sequence_length(input_shape, "rnn")
     vocab_size = check_vocab_size(vocab_size)
@@ -128,5 +127,5 @@ def rnn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
         x = AttentionPooling1D(name="attention_pool")([x, scores], mask=mask)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(ids, outputs, name=f"bi{kind}" if bidirectional else kind)

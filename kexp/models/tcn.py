@@ -28,7 +28,6 @@ from kexp.models.layers import (
     check_activation,
     check_choice,
     check_initializer,
-    classifier,
     regularizer,
     scaled,
 )
@@ -72,13 +71,13 @@ def residual_block(x, *, filters: int, kernel_size: int, dilation: int, activati
     return layers.Activation(activation, name=f"{name}_out")(x)
 
 
-def tcn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
+def tcn(input_shape: Sequence[int | None], vocab_size: int,
         embedding_dim: int = 128, filters: int = 128, kernel_size: int = 3,
         dilations: Sequence[int] = (1, 2, 4, 8, 16, 32), pooling: str = "last",
         activation: str = "relu", dropout: float = 0.1, batch_norm: bool = False,
         l1: float = 0.0, l2: float = 0.0, kernel_initializer: str = "he_normal",
         width: float = 1.0) -> keras.Model:
-    """Builds a TCN text classifier.
+    """Builds a TCN text backbone.
 
     Receptive field R = 1 + 2 * (kernel_size - 1) * sum(dilations) tokens: with
     `pooling="last"` the class is read from the output at the text's last token, which sees
@@ -87,7 +86,6 @@ def tcn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
 
     Args:
         input_shape: `(sequence_length,)` of the token-id inputs; `(None,)` takes any length.
-        num_classes: number of output classes.
         vocab_size: number of token ids (0 = padding, 1 = out-of-vocabulary).
         embedding_dim: size of the token embedding.
         filters: channels of every conv (the paper keeps one width for all blocks).
@@ -111,7 +109,8 @@ def tcn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
         width: multiplier on `filters` and `embedding_dim`.
 
     Returns:
-        A `keras.Model` named "tcn".
+        A `keras.Model` named "tcn", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     length = sequence_length(input_shape, "tcn")
     vocab_size = check_vocab_size(vocab_size)
@@ -142,5 +141,5 @@ def tcn(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
     x = MaskedPooling1D(pooling, name=f"{pooling}_pool")(x, mask=mask)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(ids, outputs, name="tcn")

@@ -24,7 +24,6 @@ from kexp.models.layers import (
     check_activation,
     check_choice,
     check_initializer,
-    classifier,
     regularizer,
 )
 from kexp.models.sequence import (
@@ -128,18 +127,17 @@ def encoder_block(x, mask, *, num_heads: int, ff_dim: int, norm_first: bool, act
     return x
 
 
-def transformer(input_shape: Sequence[int | None], num_classes: int, vocab_size: int,
+def transformer(input_shape: Sequence[int | None], vocab_size: int,
                 num_blocks: int = 2, num_heads: int = 4, embed_dim: int = 128,
                 ff_dim: int = 256, positional: str = "learned", norm_first: bool = True,
                 pooling: str = "mean", activation: str = "gelu", dropout: float = 0.1,
                 l1: float = 0.0, l2: float = 0.0, kernel_initializer: str = "glorot_uniform",
                 width: float = 1.0) -> keras.Model:
-    """Builds a Transformer encoder text classifier.
+    """Builds a Transformer encoder text backbone.
 
     Args:
         input_shape: `(sequence_length,)` of the token-id inputs; `(None,)` (any length)
             works with `positional="sinusoidal"` only.
-        num_classes: number of output classes.
         vocab_size: number of token ids (0 = padding, 1 = out-of-vocabulary).
         num_blocks: number of encoder blocks.
         num_heads: attention heads per block; each head has `embed_dim // num_heads`
@@ -166,7 +164,8 @@ def transformer(input_shape: Sequence[int | None], num_classes: int, vocab_size:
         width: multiplier on `embed_dim` (rounded to a multiple of `num_heads`) and `ff_dim`.
 
     Returns:
-        A `keras.Model` named "transformer".
+        A `keras.Model` named "transformer", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     length = sequence_length(input_shape, "transformer")
     vocab_size = check_vocab_size(vocab_size)
@@ -217,5 +216,5 @@ def transformer(input_shape: Sequence[int | None], num_classes: int, vocab_size:
         x, mask=mask)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(ids, outputs, name="transformer")

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from kexp.errors import KexpError
-from kexp.models.layers import classifier, conv_block, dense_stack, pad_to
+from kexp.models.layers import conv_block, dense_stack, pad_to
 
 # convs per stage for each depth; the channels per stage are 64, 128, 256, 512, 512
 STAGES = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -20,7 +20,7 @@ CHANNELS = (64, 128, 256, 512, 512)
 MIN_SIZE = 32  # five 2x2 poolings
 
 
-def vgg(input_shape: Sequence[int], num_classes: int, depth: int = 11, batch_norm: bool = True,
+def vgg(input_shape: Sequence[int], depth: int = 11, batch_norm: bool = True,
         width: float = 1.0, dense_units: Sequence[int] = (512,), activation: str = "relu",
         dropout: float = 0.5, l1: float = 0.0, l2: float = 0.0,
         kernel_initializer: str = "he_normal") -> keras.Model:
@@ -29,7 +29,6 @@ def vgg(input_shape: Sequence[int], num_classes: int, depth: int = 11, batch_nor
     Args:
         input_shape: (height, width, channels) of one image; smaller than 32x32 is
             zero-padded to 32x32 inside the model.
-        num_classes: number of output classes.
         depth: 11, 13, 16 or 19 weight layers in the original (8/10/13/16 convs + 3 dense).
         batch_norm: batch normalization after every conv (VGG-BN).
         width: multiplier on the channels of every stage.
@@ -41,7 +40,8 @@ def vgg(input_shape: Sequence[int], num_classes: int, depth: int = 11, batch_nor
         kernel_initializer: initializer of every kernel.
 
     Returns:
-        A `keras.Model` named "vgg<depth>".
+        A `keras.Model` named "vgg<depth>", whose output is one
+        feature vector per example (no head: the task adds its own, kexp.tasks).
     """
     if depth not in STAGES:
         raise KexpError(f"model.depth: {depth} is not a VGG depth; valid: "
@@ -60,5 +60,5 @@ def vgg(input_shape: Sequence[int], num_classes: int, depth: int = 11, batch_nor
     x = layers.Flatten(name="flatten")(x)
     x = dense_stack(x, dense_units, activation=activation, dropout=dropout,
                     batch_norm=False, l1=l1, l2=l2, kernel_initializer=kernel_initializer)
-    outputs = classifier(x, num_classes, l1=l1, l2=l2)
+    outputs = x  # features: the task puts its head on them (kexp.tasks)
     return keras.Model(inputs, outputs, name=f"vgg{depth}")

@@ -14,15 +14,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from kexp.tracking.runs import RANK_METRIC
+from kexp.tracking.runs import CLASSIFIED, RANK_METRIC, Ranking
 
 LABEL_LIMIT = 12  # points named on a scatter plot; more would be unreadable
 
 
-def learning_curves(history: pd.DataFrame, labels: Mapping[str, str]) -> Figure:
-    """Accuracy and loss per epoch of every run in `history` (`runs.metric_history`), one
-    colour a run, validation solid and training dashed; `labels` names runs by id."""
-    panels = [("accuracy", "val_accuracy"), ("loss", "val_loss")]
+def learning_curves(history: pd.DataFrame, labels: Mapping[str, str],
+                    rank: Ranking = CLASSIFIED) -> Figure:
+    """The task's metric (accuracy, rmse, ...) and the loss per epoch of every run in
+    `history` (`runs.metric_history`), one colour a run, validation solid and training
+    dashed; `labels` names runs by id."""
+    panels = [(rank.name, f"val_{rank.name}"), ("loss", "val_loss")]
     fig = Figure(figsize=(10, 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     colours = [f"C{i % 10}" for i in range(len(labels))]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,11 +33,72 @@ from kexp.tracking.store import (
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-# the per-epoch metrics a learning curve is drawn from (logged with step = epoch index)
-CURVE_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy")
 # the params shown beside every run: what a reader compares runs by first
 KEY_PARAMS = ("optimizer.name", "optimizer.lr", "trainer.epochs", "trainer.batch_size")
-RANK_METRIC = "metrics.test_accuracy"
+TASK_PARAM = "params.task._target_"
+CLASSIFICATION = "kexp.tasks.classification.Classification"  # runs from before tasks: this
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How the runs of one task are judged: its monitor (`task.monitor`, `task.mode`) read on
+    the test split. Classification: test_accuracy, higher first; regression: test_rmse, lower
+    first. `extra` are the other test metrics the runs table shows."""
+
+    monitor: str = "val_accuracy"
+    higher: bool = True
+    extra: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:  # "accuracy", "rmse": the per-epoch metric
+        return self.monitor.removeprefix("val_")
+
+    @property
+    def metric(self) -> str:  # the column runs are ranked by
+        return f"metrics.test_{self.name}"
+
+    @property
+    def label(self) -> str:
+        return f"test {self.name}"
+
+    @property
+    def curves(self) -> tuple[str, ...]:
+        return ("loss", "val_loss", self.name, f"val_{self.name}")
+
+
+CLASSIFIED = Ranking()
+RANK_METRIC = CLASSIFIED.metric
+
+
+def ranking(runs: pd.DataFrame) -> Ranking:
+    """The Ranking of `runs` (of one task), from their logged task params; a run without
+    them (logged before kexp had tasks) classified."""
+    if "params.task.monitor" not in runs or runs["params.task.monitor"].dropna().empty:
+        return CLASSIFIED
+    monitor = runs["params.task.monitor"].dropna().mode().iloc[0]
+    mode = runs.get("params.task.mode", pd.Series(["max"])).dropna()
+    higher = (mode.mode().iloc[0] if not mode.empty else "max") == "max"
+    extra = tuple(c.removeprefix("metrics.") for c in runs.columns
+                  if c in ("metrics.test_mae", "metrics.test_rmse", "metrics.test_r2",
+                           "metrics.test_ece") and c != f"metrics.test_{monitor[4:]}")
+    return Ranking(monitor, higher, extra)
+
+
+def by_task(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The runs split by task (`task._target_`'s class name, e.g. Classification), the
+    task of the newest run first; runs logged before tasks count as classification."""
+    task = runs[TASK_PARAM].fillna(CLASSIFICATION) if TASK_PARAM in runs \
+        else pd.Series(CLASSIFICATION, index=runs.index)
+    order = list(dict.fromkeys(task))
+    return [(name.rpartition(".")[2], runs[task == name]) for name in order]
+
+
+def ranked(runs: pd.DataFrame, rank: Ranking, column: str | None = None) -> pd.DataFrame:
+    """`runs` best first by `column` (default: the ranking's test metric), missing last."""
+    column = column or rank.metric
+    if column not in runs:
+        return runs
+    return runs.sort_values(column, ascending=not rank.higher, na_position="last")
 SEARCH_TAG = "kexp.search"  # "parent" on a search's own run (kexp/tuning/search.py)
 TRIAL_TAG = "kexp.trial_id"  # on every trial's child run (kexp/tuning/trials.py)
 PARENT_TAG = "mlflow.parentRunId"
@@ -124,39 +186,43 @@ def _row(run) -> dict[str, object]:
 
 
 def summary_table(runs: pd.DataFrame, params: Iterable[str] = KEY_PARAMS,
-                  kinds: Iterable[str] = ("run", "search")) -> pd.DataFrame:
-    """The runs of `kinds` as a readable table, best test accuracy first: name, status, what
-    was trained, the key params, final metrics, size and cost, wall time. Trials are left to
-    `trials()`: a search of 50 would drown the runs."""
-    rows = runs[runs["kind"].isin(list(kinds))]
-    rows = rows.sort_values(RANK_METRIC, ascending=False, na_position="last") \
-        if RANK_METRIC in rows else rows
+                  kinds: Iterable[str] = ("run", "search"),
+                  rank: Ranking | None = None) -> pd.DataFrame:
+    """The runs of `kinds` (of one task) as a readable table, best first by the task's test
+    metric (test accuracy, test RMSE, ...): name, status, what was trained, the key params,
+    final metrics, size and cost, wall time. Trials are left to `trials()`: a search of 50
+    would drown the runs."""
+    rank = rank or ranking(runs)
+    rows = ranked(runs[runs["kind"].isin(list(kinds))], rank)
     table = rows[["run_name", "kind", "status", "model", "dataset"]].copy()
     for key in params:
         table[key] = numeric(rows.get(f"params.{key}"))
-    for metric in ("test_accuracy", "best_val_accuracy", "params", "flops"):
+    for metric in (f"test_{rank.name}", f"best_{rank.monitor}", *rank.extra, "params",
+                   "flops"):
         table[metric] = rows.get(f"metrics.{metric}")
     table["wall_seconds"] = rows["wall_seconds"]
     return table.rename(columns={"run_name": "run"}).reset_index(drop=True)
 
 
-def best_run(runs: pd.DataFrame, metric: str = RANK_METRIC) -> pd.Series | None:
-    """The finished run with the highest `metric` (None when no run logged it)."""
-    if metric not in runs:
+def best_run(runs: pd.DataFrame, rank: Ranking | None = None) -> pd.Series | None:
+    """The finished run (of one task) best by its test metric (None when no run logged it)."""
+    rank = rank or ranking(runs)
+    if rank.metric not in runs:
         return None
-    finished = runs[(runs["status"] == "FINISHED") & runs[metric].notna()]
-    return None if finished.empty else finished.loc[finished[metric].idxmax()]
+    finished = ranked(runs[(runs["status"] == "FINISHED") & runs[rank.metric].notna()], rank)
+    return None if finished.empty else finished.iloc[0]
 
 
-def top_runs(runs: pd.DataFrame, n: int = 5, metric: str = RANK_METRIC) -> list[str]:
-    """The ids of the n runs with the highest `metric`, best first."""
-    if metric not in runs:
+def top_runs(runs: pd.DataFrame, n: int = 5, rank: Ranking | None = None) -> list[str]:
+    """The ids of the n runs (of one task) best by its test metric, best first."""
+    rank = rank or ranking(runs)
+    if rank.metric not in runs:
         return []
-    return list(runs[runs[metric].notna()].nlargest(n, metric)["run_id"])
+    return list(ranked(runs[runs[rank.metric].notna()], rank).head(n)["run_id"])
 
 
 def metric_history(uri: str, run_ids: Iterable[str],
-                   keys: Iterable[str] = CURVE_METRICS) -> pd.DataFrame:
+                   keys: Iterable[str] = CLASSIFIED.curves) -> pd.DataFrame:
     """Every logged value of `keys` for `run_ids`: columns run_id, key, epoch (1-based; kexp
     logs step = epoch index), value. One MLflow call per run and key."""
     from mlflow import MlflowClient
@@ -185,17 +251,17 @@ def searched_keys(runs: pd.DataFrame, parent_run_id: str) -> list[str]:
 
 def trials(runs: pd.DataFrame, parent_run_id: str) -> pd.DataFrame:
     """The trials of one search: trial id, status, the searched values, epochs trained and the
-    last val_accuracy / val_loss, best val_accuracy first."""
+    last value of the task's monitor (val_accuracy, val_rmse, ...) and val_loss, best first."""
     children = runs[(runs["parent_run_id"] == parent_run_id) & (runs["kind"] == "trial")]
+    rank = ranking(children)
     table = pd.DataFrame({"trial": children.get(f"tags.{TRIAL_TAG}"),
                           "run": children["run_name"], "status": children["status"]})
     for key in searched_keys(runs, parent_run_id):
         table[key] = numeric(children.get(f"params.{key}"))
-    for metric in ("val_accuracy", "val_loss"):
+    for metric in dict.fromkeys((rank.monitor, "val_loss")):
         table[metric] = children.get(f"metrics.{metric}")
     table["wall_seconds"] = children["wall_seconds"]
-    return table.sort_values("val_accuracy", ascending=False, na_position="last") \
-        .reset_index(drop=True)
+    return ranked(table, rank, rank.monitor).reset_index(drop=True)
 
 
 def numeric(values: pd.Series | None) -> pd.Series | None:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from kexp.config import check
 from kexp.errors import KexpError
 
 PROBE_TIMEOUT_S = 5  # per attempt; a closed port answers at once, a hung server costs 2x this
@@ -20,6 +21,16 @@ PROBE_RETRIES = 1
 # one ~1 min, once: the tracker then goes offline.
 CALL_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+def check_scheme(uri: str) -> str:
+    """`uri` when MLflow can log to it (sqlite, file, http, https, databricks or a plain path),
+    else one line naming logger.tracking_uri and those schemes.
+
+    `config.validate` applies the same rule to logger.tracking_uri before TensorFlow loads;
+    this is for a URI that did not come through it (a run's saved config, kexp from Python),
+    which MLflow would otherwise refuse with a traceback from inside the run."""
+    return check("logger.tracking_uri", uri)
 
 
 def is_http(uri: str) -> bool:

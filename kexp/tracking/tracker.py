@@ -41,10 +41,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# what train() logs once the test split is evaluated (`kexp.sync` logs the same from metrics.json)
-FINAL_METRICS = ("test_loss", "test_accuracy", "best_val_accuracy", "examples_per_second")
+# what train() logs once the test split is evaluated (`kexp.sync` logs the same from
+# metrics.json): every test_* and best_* number the task summarized, plus these
+FINAL_METRICS = ("examples_per_second",)
 # the run card, logged as soon as the run starts
 CARD_METRICS = ("params", "trainable_params", "flops")
+
+
+def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a finished run's metrics.json that go to MLflow as final metrics: the
+    task's test_* and best_* values (test_accuracy, best_val_accuracy, test_rmse, ...)."""
+    return {k: v for k, v in metrics.items()
+            if (k.startswith(("test_", "best_")) or k in FINAL_METRICS)
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class Tracker(Protocol):

@@ -26,8 +26,8 @@ from kexp.tracking.params import flatten
 from kexp.tracking.store import failure_reason, store_lock
 from kexp.tracking.tracker import (
     CARD_METRICS,
-    FINAL_METRICS,
     MlflowTracker,
+    final_metrics,
     make_tracker,
     run_tags,
 )
@@ -122,8 +122,8 @@ def _sync(tracker: MlflowTracker, folder: Path, cfg: DictConfig,
         if new:
             tracker.log_metrics(new, step=step)
             report.new_metric_values += len(new)
-    final = {k: metrics[k] for k in (*CARD_METRICS, *FINAL_METRICS)
-             if k in metrics and not logged_steps(k)}
+    final = {k: v for k, v in {**{k: metrics[k] for k in CARD_METRICS if k in metrics},
+                               **final_metrics(metrics)}.items() if not logged_steps(k)}
     if final:
         tracker.log_metrics(final)
         report.new_metric_values += len(final)

@@ -7,6 +7,8 @@ import math
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -62,6 +64,43 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             self.failure = (f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}, "
                             f"step {batch + 1}; lower optimizer.lr or add optimizer.clipnorm")
             self.model.stop_training = True
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch that uses up `max_minutes` of training time.
+
+    A shared machine or a CI job gives a run a fixed slot; cutting it at an epoch boundary lets
+    the run still evaluate, save its model and end FINISHED, where a kill from outside would
+    lose the epoch in progress and leave the run FAILED. The clock starts at on_train_begin, so
+    building the model and loading data do not count; the epoch that crosses the budget is
+    finished, so a run can overshoot by up to one epoch. `clock` (seconds) is there for tests.
+    With `max_minutes` None the callback does nothing.
+    """
+
+    def __init__(self, max_minutes: float | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.max_minutes = max_minutes
+        self.clock = clock
+        self.started: float | None = None
+        self.stopped_on_time = False
+        self.stopped_epoch: int | None = None  # 1-based number of the last epoch trained
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started = self.clock()
+        self.stopped_on_time = False
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.max_minutes is None or self.started is None:
+            return
+        minutes = (self.clock() - self.started) / 60
+        if minutes >= self.max_minutes:
+            self.model.stop_training = True
+            self.stopped_on_time = True
+            self.stopped_epoch = epoch + 1
+            log.info("time budget: %.1f of trainer.max_minutes=%g minutes used after epoch %d; "
+                     "stopping training", minutes, self.max_minutes, epoch + 1)
 
 
 class GracefulInterrupt(keras.callbacks.Callback):

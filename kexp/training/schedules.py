@@ -5,12 +5,13 @@ from __future__ import annotations
 import keras
 from omegaconf import DictConfig
 
-from kexp.errors import KexpError
+from kexp.config import check
 
 
 def build_schedule(cfg: DictConfig, lr: float, steps_per_epoch: int,
                    epochs: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate, or a schedule over `epochs * steps_per_epoch` optimizer steps."""
+    check("schedule.name", cfg.name)  # config.validate has, unless called from Python
     total = max(1, epochs * steps_per_epoch)
     if cfg.name == "constant":
         return float(lr)
@@ -23,9 +24,7 @@ def build_schedule(cfg: DictConfig, lr: float, steps_per_epoch: int,
         return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=float(lr), decay_steps=total, alpha=float(cfg.min_lr_ratio))
     if cfg.name == "step":
-        milestones = sorted(int(m) for m in cfg.milestones)
-        if any(m <= 0 for m in milestones):
-            raise KexpError(f"schedule.milestones: epochs must be positive, got {milestones}")
+        milestones = sorted(int(m) for m in check("schedule.milestones", cfg.milestones))
         boundaries = [m * steps_per_epoch for m in milestones]
         values = [float(lr) * float(cfg.gamma) ** i for i in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
@@ -35,12 +34,9 @@ def build_schedule(cfg: DictConfig, lr: float, steps_per_epoch: int,
         return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=float(lr) * float(cfg.start_ratio), decay_steps=total,
             alpha=1.0, warmup_target=float(lr), warmup_steps=max(1, warmup))
-    raise KexpError(f"schedule.name: '{cfg.name}' is not valid; expected constant, cosine, "
-                    f"step or warmup")
+    raise AssertionError(f"schedule.name {cfg.name!r} has a rule in kexp.config but no schedule")
 
 
 def _warmup_steps(cfg: DictConfig, steps_per_epoch: int, total: int) -> int:
-    epochs = cfg.get("warmup_epochs", 0) or 0
-    if epochs < 0:
-        raise KexpError(f"schedule.warmup_epochs: {epochs} is not valid; expected >= 0")
+    epochs = check("schedule.warmup_epochs", cfg.get("warmup_epochs", 0) or 0)
     return min(int(round(epochs * steps_per_epoch)), total - 1)

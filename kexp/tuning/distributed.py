@@ -15,27 +15,13 @@ from contextlib import contextmanager
 
 from omegaconf import DictConfig
 
+# the rules of tuner.distributed.* live with every other config rule, in kexp.config
+from kexp.config import ROLES, is_address, parse_address
 from kexp.errors import KexpError
 
-ROLES = ("none", "chief", "worker")
+__all__ = ["ROLES", "environment", "is_address", "parse_address", "tuner_id"]
+
 _ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """`host:port` (`[v6]:port` for IPv6) -> (host, port), or a one-line error."""
-    host, sep, port = str(address).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise KexpError(f"tuner.distributed.address: '{address}' is not host:port, "
-                        "e.g. 127.0.0.1:8000")
-    return host.strip("[]"), int(port)
-
-
-def is_address(address: str) -> bool:
-    try:
-        parse_address(address)
-    except KexpError:
-        return False
-    return True
 
 
 def tuner_id(dist: DictConfig) -> str | None:

@@ -23,7 +23,7 @@ from kexp.cli import debug_enabled, group_options, groups
 from kexp.errors import KexpError, TrainingFailed
 from kexp.tracking import make_tracker
 from kexp.tracking.params import flatten
-from kexp.tracking.tracker import run_tags
+from kexp.tracking.tracker import final_metrics, run_tags
 from kexp.tuning import distributed, space
 from kexp.tuning.plots import plot_trials
 from kexp.tuning.trials import PARENT_RUN_FILE, TrialRunner
@@ -90,8 +90,8 @@ def lead(cfg: DictConfig, tuner: kt.Tuner, runner: TrialRunner, out: Path) -> di
         if cfg.tuner.retrain_best:
             retrained = retrain_best(runner, summary["best_values"], out)
             summary["retrain"] = retrained
-            parent.log_metrics({f"retrain_{k}": retrained[k]
-                                for k in ("test_accuracy", "test_loss")})
+            parent.log_metrics({f"retrain_{k}": v for k, v in final_metrics(retrained).items()
+                                if k.startswith("test_")})
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -104,16 +104,18 @@ def check_target(key: str, target: Any, allowed: Sequence[str] = ()) -> None:
                     f"keras.*; add its module to kexp.allow_targets=[...] to trust it")
 
 
-def check(key: str, value: Any, family: str | None = None) -> Any:
+def check(key: str, value: Any, family: str | None = None,
+          wording: str = "is not valid; expected") -> Any:
     """`value` when the rule for `key` accepts it, else the one-line KexpError `validate` raises.
 
     For code that reads a key without `validate` having run (kexp used from Python), so that
     each rule is written once, here. `family`: the model family (`model_family`) whose own
-    rule for a `model.*` key wins over the general one."""
+    rule for a `model.*` key wins over the general one. `wording`: what stands between the
+    value and the rule's expected text ("must be" where a module's message always said so)."""
     test, expected = rule(key, family)
     plain = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     if not test(plain):
-        raise KexpError(f"{key}: {plain!r} is not valid; expected {expected}")
+        raise KexpError(f"{key}: {plain!r} {wording} {expected}")
     return value
 
 
@@ -414,7 +416,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.max_tokens": (_or_null(lambda v: is_int(v) and v >= 3),
                         "an integer >= 3 (ids 0 and 1 are padding and OOV) or null"),
     "data.standardize": (_or_null(_one_of(*STANDARDIZE)),
-                         f"{', '.join(STANDARDIZE[:-1])} or {STANDARDIZE[-1]}"),
+                         f"one of {', '.join(STANDARDIZE)} (or null: none)"),
     "data.text_features": (_or_null(_names), "a list of text features, or null"),
     "data.label_feature": (_text, "a feature name"),
     "data.text_column": (_text, "a column name"),

@@ -75,7 +75,10 @@ def user_files(tmp_path_factory) -> dict[str, str]:
     x = np.zeros((4, 8, 8), np.uint8)
     np.savez(root / "arrays.npz", x_train=x, y_train=np.arange(4) % 2, x_test=x,
              y_test=np.arange(4) % 2)
-    return {"/data/pets": str(root / "pets"), "/data/arrays.npz": str(root / "arrays.npz")}
+    (root / "houses.csv").write_text("rooms,city,price\n3,york,200\n4,leeds,250\n")
+    (root / "iris.csv").write_text("petal,species\n1.4,setosa\n4.7,versicolor\n")
+    return {"/data/pets": str(root / "pets"), "/data/arrays.npz": str(root / "arrays.npz"),
+            "/data/houses.csv": str(root / "houses.csv"), "/data/iris.csv": str(root / "iris.csv")}
 
 
 def test_every_kexp_command_in_the_readme_composes_and_validates(user_files, monkeypatch):
@@ -175,6 +178,8 @@ def test_the_readme_task_example_trains_and_reports_its_metric(tmp_path, monkeyp
     from kexp.train import train
 
     command = write_readme_example("Add a task", tmp_path)
+    for name in [m for m in sys.modules if m.split(".")[0] == "mypkg"]:  # another test's mypkg
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))  # `python -m` puts the working directory first
     args = shlex.split(command)[3:]

@@ -41,7 +41,7 @@ def test_a_grid_search_compares_the_losses(tmp_path):
 
     base = ["model.hidden_units=[32]", "trainer.epochs=2", "trainer.verbose=0", "logger=none",
             "optimizer.lr=0.01"]
-    cfg = compose_tune([*base, "tuner=grid", "search=loss", "tuner.top_k=6",
+    cfg = compose_tune([*base, "tuner=grid", "search=task_loss", "tuner.top_k=6",
                         f"paths.log_dir={tmp_path}"])
     summary = tune(cfg, base)
     rows = trials_table(tmp_path)

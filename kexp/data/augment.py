@@ -27,7 +27,8 @@ from kexp.errors import KexpError
 
 def augment_on(data_cfg: DictConfig) -> str:
     """`data.augment_on`: pipeline (the default when the key is absent) or model."""
-    return check("data.augment_on", keys.get(data_cfg, "augment_on", "pipeline"))
+    return check("data.augment_on", keys.get(data_cfg, "augment_on", "pipeline"),
+                 wording="must be")
 
 
 def augment_settings(data_cfg: DictConfig) -> tuple[int, bool]:

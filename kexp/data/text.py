@@ -172,12 +172,13 @@ def _set_vocabulary(vectorizer, tokens: list[str], max_tokens: int | None, path:
 
 
 def _max_tokens(cfg: DictConfig) -> int | None:
-    value = check("data.max_tokens", keys.get(cfg, "max_tokens"))
+    value = check("data.max_tokens", keys.get(cfg, "max_tokens"), wording="must be")
     return None if value is None else int(value)
 
 
 def _standardize_mode(cfg: DictConfig) -> str:
-    value = check("data.standardize", keys.get(cfg, "standardize", STANDARDIZE[0]))
+    value = check("data.standardize", keys.get(cfg, "standardize", STANDARDIZE[0]),
+                  wording="is not")
     return "none" if value is None else value
 
 

@@ -39,7 +39,7 @@ def resolve_builder(target: str, allowed: Sequence[str] = ()) -> Callable[..., A
         raise KexpError(f"model._target_: cannot import '{target}' ({exc})") from None
 
 
-_DATA_ARGS = ("input_shape", "vocab_size")
+_DATA_ARGS = ("input_shape", "num_classes", "vocab_size")
 
 
 def names() -> list[str]:
@@ -49,8 +49,18 @@ def names() -> list[str]:
     return group_options("model")
 
 
+def has_own_head(model_cfg: DictConfig, allow_targets: Sequence[str] | None = None) -> bool:
+    """True for a builder that takes `num_classes` and returns class probabilities itself (the
+    contract kexp's builders had before tasks): classification with a softmax loss uses such
+    a model whole; every other task needs a backbone."""
+    if allow_targets is None:
+        allow_targets = _allowlist_of_parent(model_cfg)
+    builder = resolve_builder(model_cfg._target_, allow_targets)
+    return "num_classes" in inspect.signature(builder).parameters
+
+
 def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int | None = None,
-             allow_targets: Sequence[str] | None = None):
+             allow_targets: Sequence[str] | None = None, num_classes: int | None = None):
     """Build the backbone `model_cfg` describes: the network up to its features, no head.
 
     Args:
@@ -59,6 +69,7 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
         input_shape: shape of one example, e.g. `(32, 32, 3)` for images or
             `(sequence_length,)` for token ids.
         vocab_size: size of the token vocabulary for text data; None for images and tables.
+        num_classes: for a builder with its own head only (`has_own_head`): its classes.
         allow_targets: modules besides kexp and keras whose builders may be named by
             `_target_`; None: the `kexp.allow_targets` of the config `model_cfg` was taken
             from (`cfg.model` of a composed training config), else none.
@@ -74,9 +85,11 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
              if k not in _META_KEYS}
     accepted = inspect.signature(builder).parameters
     if "num_classes" in accepted:
-        raise KexpError(f"model._target_: {model_cfg._target_} takes num_classes, but builders "
-                        f"return features now and the task adds the head: drop num_classes "
-                        f"and the final classifier layers")
+        if num_classes is None:
+            raise KexpError(f"model._target_: {model_cfg._target_} takes num_classes: it builds "
+                            f"a whole classifier, which only task=classification with a softmax "
+                            f"loss can use; to serve every task, return the features and drop "
+                            f"num_classes (the task adds the head)")
     unknown = sorted(k for k in knobs if k not in accepted or k in _DATA_ARGS)
     if unknown:
         raise KexpError(
@@ -93,6 +106,8 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
                         f"text model (model=lstm, model=transformer, model=tcn, ...)")
     if takes_text:
         knobs["vocab_size"] = int(vocab_size)
+    if "num_classes" in accepted:
+        knobs["num_classes"] = int(num_classes)
     try:
         return builder(input_shape=tuple(input_shape), **knobs)
     except ValueError as exc:
@@ -114,6 +129,8 @@ def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
     """
     from kexp.models import heads
 
+    if has_own_head(model_cfg, allow_targets):  # a whole classifier already
+        return backbone(model_cfg, input_shape, vocab_size, allow_targets, num_classes)
     features = backbone(model_cfg, input_shape, vocab_size, allow_targets)
     l1, l2 = (float(model_cfg.get(k, 0.0) or 0.0) for k in ("l1", "l2"))
     return heads.attach(features, lambda x: heads.class_scores(x, num_classes, l1=l1, l2=l2))

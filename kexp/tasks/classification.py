@@ -8,6 +8,7 @@ so runs that trained with different losses compare on the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,17 @@ class Classification(Task):
         if weights is not None and len(weights) != spec.num_classes:
             raise KexpError(f"task.class_weights: {len(weights)} weights for "
                             f"{spec.num_classes} classes; give one per class")
+
+    def build_model(self, model_cfg: DictConfig, spec: DataSpec,
+                    allow_targets: Sequence[str] = ()) -> keras.Model:
+        """The backbone with this task's head; a builder with its own softmax head (one that
+        takes num_classes, kexp's contract before tasks) is used whole with a softmax loss."""
+        from kexp import models
+
+        if self.probabilities and models.has_own_head(model_cfg, allow_targets):
+            return models.backbone(model_cfg, spec.input_shape, vocab_size=spec.vocab_size,
+                                   allow_targets=allow_targets, num_classes=spec.num_classes)
+        return super().build_model(model_cfg, spec, allow_targets)
 
     def head(self, features: Any, spec: DataSpec, model_cfg: DictConfig) -> Any:
         from kexp.models import heads

@@ -44,11 +44,11 @@ ui: install
 
 # every model preset: parameters, FLOPs and the reference it was checked against
 zoo-report: install
-	$(PY) -m kexp.models.report
+	$(PY) -m kexp.models.zoo_report
 
 # Hyperband against random search at the same epoch budget (MLP on digits, offline)
 bench-tune: install
-	$(PY) -m kexp.tuning.bench $(ARGS)
+	$(PY) -m kexp.tuning.tuner_bench $(ARGS)
 
 # training images/s: plain Keras vs tf.data best practice vs kexp (docs/benchmarks.md);
 # ARGS=--quick is the reduced CI mode
@@ -61,7 +61,7 @@ report: install
 
 # docs/configuration.md from conf/ (tests/test_docs.py fails when it is out of date)
 docs: install
-	$(PY) -m kexp.config_reference
+	$(PY) -m kexp.config.reference
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

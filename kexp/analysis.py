@@ -3,7 +3,7 @@
 `analyze(model, data, out)` predicts the test split once and writes the confusion matrix,
 per-class precision/recall/F1, the first misclassified examples (a picture grid for images, an
 HTML page and a CSV for text) and, where pydot and Graphviz are installed, a diagram of the
-model. It returns the paths and the metrics to log; it does not talk to MLflow, so `kexp.train`
+model. It returns the paths and the metrics to log; it does not talk to MLflow, so `kexp.recipe`
 decides what is logged and where.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from kexp.data import DataBundle
+from kexp.plotting import pyplot
 
 log = logging.getLogger("kexp")
 
@@ -209,14 +210,6 @@ def write_per_class(scores: Scores, names: list[str], path: Path) -> Path:
     return path
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _short(name: str) -> str:
     return name if len(name) <= _NAME_CHARS else name[:_NAME_CHARS - 1] + "…"
@@ -225,7 +218,7 @@ def _short(name: str) -> str:
 def plot_confusion(counts: np.ndarray, names: list[str], path: Path) -> Path:
     """The row-normalized matrix: cell values up to CELL_TEXT_MAX_CLASSES classes, class names
     on the axes up to TICK_LABEL_MAX_CLASSES (ever smaller), then colours only."""
-    plt = _pyplot()
+    plt = pyplot()
     k = len(names)
     rates = row_normalized(counts)
     side = min(4.0 + 0.35 * k, 16.0)  # 10 classes: 7.5 in; 35 and more: 16 in
@@ -261,7 +254,7 @@ def displayable(image: np.ndarray) -> np.ndarray:
 
 
 def plot_misclassified_images(found: Predictions, names: list[str], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     n = len(found.wrong_index)
     cols = min(5, n)
     rows = math.ceil(n / cols)

@@ -5,7 +5,7 @@ the same examples, timed in one process and interleaved over repeats:
 
     a  plain Keras: numpy arrays into model.fit, as in the Keras MNIST tutorial
     b  hand-written best practice: tf.data from_tensor_slices, cache, shuffle, batch, prefetch
-    c  kexp: kexp.train.train(cfg), cfg composed as `python -m kexp model=<m> data=npz ...` is
+    c  kexp: kexp.recipe.train(cfg), cfg composed as `python -m kexp model=<m> data=npz ...` is
 
 All three are timed by the Throughput callback of every kexp run (training images/s of each
 epoch, validation left out, first epoch excluded, median); the table has the median over repeats
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     mode = "quick" if args.quick else "full"
     table, epochs, repeats = MODES[mode]
-    from kexp.cli import import_tensorflow_quietly
+    from kexp.environment import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     # kexp's runs log to MLflow's default store (SQLite) in the temporary log_dir, never to a
@@ -154,7 +154,7 @@ def prepare_case(name: str, case: Case, epochs: int, extra: list[str], tmp: Path
     import numpy as np
     from hydra import compose, initialize_config_module
 
-    from kexp.data.split import holdout
+    from kexp.data.sources.split import holdout
 
     with initialize_config_module("kexp.conf", version_base="1.3"):
         cfg = compose("train", overrides=[*kexp_overrides(case, epochs, tmp / name, tmp / "logs"),
@@ -188,7 +188,7 @@ def run_once(variant: str, cfg, arrays: dict, epochs: int) -> dict[str, float]:
 
     gc.collect()
     if variant == "c":
-        from kexp.train import train
+        from kexp.recipe import train
 
         metrics = train(copy.deepcopy(cfg))  # train() fills in paths.output_dir
         return {"images_per_second": metrics["examples_per_second"],

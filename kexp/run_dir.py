@@ -85,10 +85,9 @@ def plot_learning_curves(history: dict[str, list[float]], run_dir: Path,
                          metric: str | None = "accuracy") -> Path:
     """Loss, the task's `metric` (accuracy, rmse, ...) and learning rate per epoch, train
     beside validation."""
-    import matplotlib
+    from kexp.plotting import pyplot
 
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = [("loss", ["loss", "val_loss"]),
               *([(metric, [metric, f"val_{metric}"])] if metric else []),
@@ -110,3 +109,15 @@ def plot_learning_curves(history: dict[str, list[float]], run_dir: Path,
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def finished_run(folder: str | Path) -> Path:
+    """`folder` as a Path when it holds a finished run's config.yaml and model.keras."""
+    from kexp.errors import KexpError
+
+    folder = Path(folder)
+    for name in (CONFIG_FILE, MODEL_FILE):
+        if not (folder / name).is_file():
+            raise KexpError(f"run_dir: '{folder}' has no {name}; pass the directory of a "
+                            f"finished kexp run (it holds config.yaml and model.keras)")
+    return folder

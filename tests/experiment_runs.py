@@ -50,7 +50,7 @@ def _make_runs(log_dir: Path) -> None:
     import mlflow
     from hydra import compose, initialize_config_module
 
-    from kexp.train import train
+    from kexp.recipe import train
     from kexp.tuning.search import tune
 
     base = [*TINY, f"paths.log_dir={log_dir}"]

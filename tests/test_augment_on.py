@@ -118,7 +118,7 @@ def test_bad_value_is_one_line_before_tensorflow(workdir):
 def test_cifar10_through_tfds_mock_with_augment_on_model(tmp_path):
     import tensorflow_datasets as tfds
 
-    from kexp.train import train
+    from kexp.recipe import train
 
     cfg = compose_train(["model=cnn", "model.filters=[8]", "model.dense_units=[16]",
                          "data=cifar10", "data.augment_on=model", "debug=fast", "logger=none",

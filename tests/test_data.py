@@ -125,10 +125,11 @@ def test_bad_batch_size():
 
 def test_mean_std_normalization_and_unknown_cardinality_count():
     from kexp.data import pipeline
+    from kexp.data import raw as raw_splits
 
     x = np.arange(2 * 3 * 3 * 2, dtype=np.uint8).reshape(2, 3, 3, 2) * 7
     y = np.array([0, 1])
-    raw = pipeline.from_arrays((x, y), (x, y), (x, y), ["a", "b"])
+    raw = raw_splits.from_arrays((x, y), (x, y), (x, y), ["a", "b"])
     # a filter hides the cardinality, so the count has to iterate
     raw.train = raw.train.filter(lambda x, y: y >= 0)
     cfg = data_cfg("digits", scale="auto", mean=[0.1, 0.2], std=[0.5, 0.25])
@@ -379,7 +380,7 @@ def test_tfds_unknown_or_non_image_names(tmp_path):
 
 
 def test_tfds_missing_data_fails_fast_offline(tmp_path):
-    from kexp.data.tfds_source import online
+    from kexp.data.sources.tfds import online
 
     cfg = data_cfg("mnist", data_dir=str(tmp_path), download=False)
     start = time.monotonic()

@@ -276,9 +276,10 @@ def test_test_path_unseen_category_encodes_as_zeros(tmp_path):
 
 def test_subset_and_pipeline_table_path_directly():
     from kexp.data import pipeline
+    from kexp.data import raw as raw_splits
 
     x = np.arange(24, dtype=np.float64).reshape(6, 4)
-    raw = pipeline.from_arrays((x, np.full(6, 3.0)), (x, np.ones(6)), (x, np.ones(6)), [],
+    raw = raw_splits.from_arrays((x, np.full(6, 3.0)), (x, np.ones(6)), (x, np.ones(6)), [],
                                target_names=["t"], feature_names=list("abcd"))
     assert raw.train.element_spec[1].shape == (1,) and raw.train.element_spec[1].dtype == tf.float32
     bundle = pipeline.build(raw, diabetes_cfg(subset=4), 2, 0)
@@ -288,7 +289,7 @@ def test_subset_and_pipeline_table_path_directly():
     assert spec.feature_names == list("abcd") and spec.input_shape == (4,)
     got = unbatch(bundle.test)[0]
     np.testing.assert_array_equal(got, x[:4].astype(np.float32))  # no scale, mean or std
-    classes = pipeline.from_arrays((x, np.arange(6) % 2), (x, np.arange(6) % 2),
+    classes = raw_splits.from_arrays((x, np.arange(6) % 2), (x, np.arange(6) % 2),
                                    (x, np.arange(6) % 2), ["a", "b"])
     spec = pipeline.build(classes, diabetes_cfg(), 4, 0).spec
     assert spec.num_classes == 2 and not spec.is_regression and spec.target_mean is None
@@ -298,7 +299,7 @@ def test_subset_and_pipeline_table_path_directly():
 def test_holdout_without_stratification():
     from sklearn.model_selection import train_test_split
 
-    from kexp.data.split import holdout
+    from kexp.data.sources.split import holdout
 
     labels = np.zeros(50)
     kept, held = holdout(labels, 0.2, 5, "test_fraction", stratify=False)

@@ -175,7 +175,7 @@ def test_tfds_text_errors(tiny_tfds, tmp_path):
 
 
 def test_tfds_text_missing_data_fails_fast_offline(tmp_path):
-    from kexp.data.tfds_source import online
+    from kexp.data.sources.tfds import online
 
     start = time.monotonic()
     assert_error(r"data.name: 'imdb_reviews' is not in .* and data.download is false",

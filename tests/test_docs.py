@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from kexp import config_reference
+from kexp.config import reference as config_reference
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
@@ -99,7 +99,7 @@ def test_every_kexp_command_in_the_readme_composes_and_validates(user_files, mon
         words = words[2:] if words[0] == "python" else words  # "python -m kexp" or "kexp"
         (module, config_name), args = MODULES[words[0]], words[1:]
         if module == "kexp.report":  # its experiment=NAME shorthand, as its main() reads it
-            from kexp.report import experiment_shorthand
+            from kexp.cli.report import experiment_shorthand
 
             args = experiment_shorthand(args)
         if "--help" in args:  # Hydra's own: run it as the user would
@@ -175,7 +175,7 @@ def test_the_readme_task_example_trains_and_reports_its_metric(tmp_path, monkeyp
     from hydra import compose, initialize_config_dir
 
     from kexp.cli import config_dir, precheck
-    from kexp.train import train
+    from kexp.recipe import train
 
     command = write_readme_example("Add a task", tmp_path)
     for name in [m for m in sys.modules if m.split(".")[0] == "mypkg"]:  # another test's mypkg

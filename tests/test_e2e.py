@@ -189,7 +189,7 @@ def test_multirun_sweeps_and_concurrent_runs_get_their_own_dirs(tmp_path):
 def test_vgg_on_cifar10_through_tfds_mock(tmp_path):
     import tensorflow_datasets as tfds
 
-    from kexp.train import train
+    from kexp.recipe import train
 
     # from Python, with no Hydra app around it, the run makes its own dir under log_dir
     cfg = compose_train(["model=vgg", "data=cifar10", "debug=fast", "logger=none",
@@ -203,7 +203,7 @@ def test_vgg_on_cifar10_through_tfds_mock(tmp_path):
 
 
 def test_tfds_dataset_not_on_disk_fails_fast_offline(tmp_path):
-    from kexp.data.tfds_source import online
+    from kexp.data.sources.tfds import online
 
     if online():
         pytest.skip("this machine can download MNIST; the offline path cannot be shown here")

@@ -71,7 +71,7 @@ def test_resnet_learns_digits(tmp_path):
 def test_text_model_on_tfds_text_through_the_mock(tmp_path, model, data, classes):
     import tensorflow_datasets as tfds
 
-    from kexp.train import train
+    from kexp.recipe import train
 
     cfg = compose_train([f"model={model}", f"data={data}", "debug=fast", "logger=none",
                          "model.width=0.25", "data.sequence_length=32",

@@ -13,8 +13,8 @@ COMPUTE = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "
 
 
 def one_step(overrides: list[str]):
-    """kexp.train.prepare on digits, then one model.fit step; returns the model and its loss."""
-    from kexp.train import prepare
+    """kexp.recipe.prepare on digits, then one model.fit step; returns the model and its loss."""
+    from kexp.recipe import prepare
 
     cfg = compose_train(["model=mlp", "model.hidden_units=[16]", "data.subset=64",
                          "trainer.batch_size=32", "logger=none", *overrides])

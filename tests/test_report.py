@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from kexp.cli import compose, config_dir
+from kexp.cli.report import report, write_report
 from kexp.errors import KexpError
-from kexp.report import report, write_report
 from tests.conftest import run_kexp
 from tests.experiment_runs import (  # noqa: F401
     EMPTY_EXPERIMENT,
@@ -34,7 +34,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def run_report(args: list[str], cwd: Path, log_dir: Path) -> subprocess.CompletedProcess:
     """`python -m kexp.report <args>` with $KEXP_LOG_DIR=log_dir, failing if TensorFlow was
     imported (the report reads MLflow only)."""
-    code = (f"import sys; sys.argv = ['kexp.report', *{args!r}]\nfrom kexp.report import main\n"
+    code = (f"import sys; sys.argv = ['kexp.report', *{args!r}]\nfrom kexp.cli.report import main\n"
             "try:\n    main()\nfinally:\n"
             "    assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n")
     env = {**os.environ, "KEXP_LOG_DIR": str(log_dir)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tensorflow.python.framework import config as tf_config
 
-from kexp.train import train
+from kexp.recipe import train
 from tests.conftest import compose_train
 
 TIMING = {"wall_seconds", "examples_per_second", "seconds_to_first_step"}  # machine load

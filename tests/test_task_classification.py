@@ -101,7 +101,7 @@ def test_bad_task_settings_are_one_line(overrides, words):
 @pytest.fixture(scope="module")
 def loss_runs(tmp_path_factory):
     """Digits, the default MLP, 8 epochs with each loss; run directory and metrics per loss."""
-    from kexp.train import train
+    from kexp.recipe import train
     from kexp.training.throughput import Throughput  # noqa: F401  (TensorFlow loaded once)
 
     log_dir = tmp_path_factory.mktemp("losses")
@@ -135,7 +135,7 @@ def test_every_loss_learns_digits_and_reports_comparable_numbers(loss_runs):
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["hinge", "kl_divergence"])
 def test_hinge_and_kl_runs_reload_and_reevaluate(loss_runs, loss):
-    from kexp.eval import evaluate
+    from kexp.recipe import evaluate
 
     folder, metrics = loss_runs[loss]
     again = evaluate(str(folder))

@@ -15,7 +15,7 @@ from kexp.errors import KexpError
 SOURCE = '''
 import numpy as np
 
-from kexp.data.pipeline import from_arrays
+from kexp.data.raw import from_arrays
 
 
 def sines(cfg, seed):
@@ -84,7 +84,7 @@ def test_an_untrusted_source_or_task_is_refused_in_one_line(user_package, key):
 
 @pytest.mark.slow
 def test_a_users_source_and_task_train_once_trusted(user_package):
-    from kexp.train import train
+    from kexp.recipe import train
 
     cfg = compose_user(user_package, [
         "data=sines", "task=median", "kexp.allow_targets=[userpkg]", "model.hidden_units=[32]",

@@ -24,7 +24,7 @@ def split_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def diabetes_run(tmp_path_factory):
-    from kexp.train import train
+    from kexp.recipe import train
 
     log_dir = tmp_path_factory.mktemp("regression")
     # a linear model (no hidden layer) trained by kexp against scikit-learn's closed form
@@ -77,7 +77,7 @@ def test_a_regression_run_leaves_its_pictures_and_its_worst_predictions(diabetes
 
 
 def test_kexp_eval_gives_the_run_its_numbers_again(diabetes_run):
-    from kexp.eval import evaluate
+    from kexp.recipe import evaluate
 
     _, folder, metrics = diabetes_run
     again = evaluate(str(folder))
@@ -87,7 +87,7 @@ def test_kexp_eval_gives_the_run_its_numbers_again(diabetes_run):
 
 @pytest.mark.parametrize("loss", ["mae", "huber", "log_cosh"])
 def test_every_regression_loss_learns(tmp_path, loss):
-    from kexp.train import train
+    from kexp.recipe import train
 
     metrics = train(compose_train(["task=regression", "data=diabetes", f"task.loss={loss}",
                                    "model.hidden_units=[16]", "optimizer.lr=0.01",
@@ -96,7 +96,7 @@ def test_every_regression_loss_learns(tmp_path, loss):
 
 
 def test_classifying_real_targets_is_one_line(tmp_path):
-    from kexp.train import train
+    from kexp.recipe import train
 
     with pytest.raises(KexpError, match="data=diabetes .*; use task=regression"):
         train(compose_train(["data=diabetes", *QUIET, f"paths.log_dir={tmp_path}"]))

@@ -98,7 +98,7 @@ def test_a_run_out_of_time_still_evaluates_saves_and_says_so(tmp_path, monkeypat
     import itertools
     import json
 
-    from kexp import train as recipe
+    from kexp import recipe
     from tests.conftest import compose_train
 
     readings = itertools.count(0.0, 30.0)

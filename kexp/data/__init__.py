@@ -21,14 +21,14 @@ from kexp.errors import KexpError
 __all__ = ["DataBundle", "DataSpec", "SOURCES", "load"]
 
 SOURCES = {
-    "digits": "kexp.data.digits",
-    "tfds": "kexp.data.tfds_source",
-    "npz": "kexp.data.npz",
-    "image_folder": "kexp.data.image_folder",
-    "tfds_text": "kexp.data.tfds_text",
-    "text_csv": "kexp.data.text_csv",
-    "diabetes": "kexp.data.diabetes",
-    "table": "kexp.data.table",
+    "digits": "kexp.data.sources.digits",
+    "tfds": "kexp.data.sources.tfds",
+    "npz": "kexp.data.sources.npz",
+    "image_folder": "kexp.data.sources.image_folder",
+    "tfds_text": "kexp.data.sources.tfds_text",
+    "text_csv": "kexp.data.sources.text_csv",
+    "diabetes": "kexp.data.sources.diabetes",
+    "table": "kexp.data.sources.table",
 }
 
 
@@ -61,7 +61,7 @@ def source_function(cfg: DictConfig) -> Callable[[DictConfig, int], Any]:
     """The function that reads the raw splits: `data._target_` (a user's own source, e.g.
     `mypkg.data.load_raw`, allowlisted like a model's builder) or the `load_raw` of the
     built-in `data.source`. It takes the data config and the split seed and returns
-    `kexp.data.pipeline.RawSplits`."""
+    `kexp.data.raw.RawSplits`."""
     target = cfg.get("_target_")
     if target is not None:
         root = cfg._get_root() if isinstance(cfg, DictConfig) else None

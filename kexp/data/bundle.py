@@ -23,7 +23,7 @@ class DataSpec:
     num_test: int
     vocab_size: int | None = None  # text only: token ids run 0..vocab_size-1 (0 pads, 1 is OOV)
     version: str | None = None  # the source's version where it has one (TFDS)
-    fingerprint: str | None = None  # of the examples read: kexp.data.pipeline.fingerprint
+    fingerprint: str | None = None  # of the examples read: kexp.data.stages.fingerprint
     # real targets only: the name of each target column (y is float32 (B, len(target_names)));
     # None: y holds int32 class ids
     target_names: list[str] | None = None
@@ -56,6 +56,6 @@ class DataBundle:
     # text only: the token of each id, vocabulary[0] = "" (padding), [1] = "[UNK]" (OOV);
     # kexp.data.text.save_vocabulary writes it for data.vocabulary_file
     vocabulary: list[str] | None = None
-    # the epoch the training order is drawn for (kexp.data.pipeline.epoch_batches); the
+    # the epoch the training order is drawn for (kexp.data.stages.epoch_batches); the
     # DataEpoch callback sets it at every epoch's start
     epoch: tf.Variable | None = None

@@ -14,10 +14,7 @@ kexp.data.augment.with_augmentation)
 
 from __future__ import annotations
 
-import math
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -26,66 +23,9 @@ from omegaconf import DictConfig
 from kexp.data import keys
 from kexp.data.augment import augment_dataset, augment_on, augment_settings
 from kexp.data.bundle import DataBundle, DataSpec
+from kexp.data.raw import RawSplits
+from kexp.data.stages import Augment, count_splits, epoch_batches, fingerprint
 from kexp.errors import KexpError
-
-Augment = Callable[[tf.data.Dataset, tf.Tensor], tf.data.Dataset]
-
-
-@dataclass
-class RawSplits:
-    """What a source hands over: unbatched (x, y) datasets plus metadata.
-
-    x: images are rank-3 (H, W, C) of any numeric dtype with a fully known shape; text sources
-    hand over scalar tf.string texts (built by kexp.data.text); table sources rank-1 float32
-    feature vectors (F,).
-    y: int class ids when `target_names` is None; otherwise float32 vectors of
-    len(target_names) real targets (regression; `class_names` is then ignored, best []).
-    `auto_scale` is what `data.scale: auto` means for this source (None: 255 for uint8, else 1).
-    """
-
-    train: tf.data.Dataset
-    val: tf.data.Dataset
-    test: tf.data.Dataset
-    class_names: list[str]
-    auto_scale: float | None = None
-    version: str | None = None  # the source's own version, e.g. a TFDS builder's "3.0.1"
-    target_names: list[str] | None = None  # real targets: one name per target column
-    feature_names: list[str] | None = None  # tables: one name per feature (after encoding)
-
-
-def from_arrays(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
-    class_names: list[str],
-    auto_scale: float | None = None,
-    target_names: list[str] | None = None,
-    feature_names: list[str] | None = None,
-) -> RawSplits:
-    """RawSplits from in-memory (x, y) array pairs.
-
-    y: int class ids (kept as int32), or with `target_names` real targets, (N,) or (N, k) with
-    k = len(target_names) (kept as float32 (N, k)).
-    """
-
-    def to_ds(pair: tuple[np.ndarray, np.ndarray]) -> tf.data.Dataset:
-        x, y = pair
-        if target_names is None:
-            y = y.astype(np.int32)
-        else:
-            y = np.asarray(y, dtype=np.float32)
-            if y.ndim == 1:
-                y = y[:, np.newaxis]
-            if y.ndim != 2 or y.shape[1] != len(target_names):
-                raise ValueError(f"real targets of shape {y.shape} do not match "
-                                 f"target_names {target_names}")
-        return tf.data.Dataset.from_tensor_slices((x, y))
-
-    return RawSplits(
-        to_ds(train), to_ds(val), to_ds(test), list(class_names), auto_scale,
-        target_names=None if target_names is None else list(target_names),
-        feature_names=None if feature_names is None else list(feature_names),
-    )
 
 
 def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int) -> DataBundle:
@@ -187,33 +127,6 @@ def target_stats(train: tf.data.Dataset, k: int
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
-def epoch_batches(
-    examples: tf.data.Dataset, count: int, shuffle_buffer: int, batch_size: int,
-    seed: int | None, augment: Augment | None = None,
-) -> tuple[tf.data.Dataset, tf.Variable]:
-    """Shuffled (and augmented) training batches whose order depends on the epoch, not on history.
-
-    tf.data's `reshuffle_each_iteration` draws each order from how many iterators the dataset
-    has made, and Keras makes two per epoch (one at an epoch's end that it never reads), so a
-    run restarted at epoch k would replay the orders of epochs 0, 1, ... instead. Here the
-    returned variable, which the DataEpoch callback sets as each epoch begins, seeds the
-    shuffle and the augmentation of the iterator made for that epoch. seed None: a random seed.
-    """
-    base = random.randrange(2**31) if seed is None else int(seed) % 2**31
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-
-    def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
-        epoch_seed = base * 1_000_003 + epoch.read_value()  # distinct for every (seed, epoch)
-        batches = examples.shuffle(shuffle_buffer, seed=epoch_seed,
-                                   reshuffle_each_iteration=False).batch(batch_size)
-        return augment(batches, epoch_seed) if augment else batches
-
-    batches = tf.data.Dataset.range(1).flat_map(one_epoch)
-    # flat_map hides the size; Keras needs it for its steps per epoch
-    return batches.apply(tf.data.experimental.assert_cardinality(
-        math.ceil(count / batch_size))), epoch
-
-
 def _scale(cfg: DictConfig, raw: RawSplits, dtype: tf.DType) -> float:
     value = keys.get(cfg, "scale", "auto")
     if value == "auto":
@@ -244,39 +157,3 @@ def _mean_std(cfg: DictConfig, channels: int) -> tuple[tf.Tensor | None, tf.Tens
     if any(v <= 0 for v in values["std"]):
         raise KexpError(f"data.std: {std!r} entries must all be > 0")
     return tf.constant(values["mean"]), tf.constant(values["std"])
-
-
-def count_splits(train: tf.data.Dataset, val: tf.data.Dataset, test: tf.data.Dataset
-                 ) -> dict[str, int]:
-    """Examples per split, none of them empty; iterating cached splits here fills the caches."""
-    counts = {"train": count_examples(train), "val": count_examples(val),
-              "test": count_examples(test)}
-    for name, count in counts.items():
-        if count == 0:
-            raise KexpError(f"data: the {name} split is empty (check data.val_fraction / the data)")
-    return counts
-
-
-def fingerprint(train: tf.data.Dataset, val: tf.data.Dataset, test: tf.data.Dataset) -> str:
-    """SHA-256 (first 16 hex digits) of every example and label of the three splits as the
-    model reads them (after normalizing and data.subset, before shuffling): two runs with the
-    same fingerprint trained and were tested on the same numbers. Iterating a cached split
-    here fills its cache, so the first epoch reads it from memory; still it costs (60,000
-    CIFAR-sized images from an npz on 2 cores: ~4 s), so `+data.fingerprint=false` skips it."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for ds in (train, val, test):
-        for x, y in ds.batch(4096).as_numpy_iterator():
-            digest.update(np.ascontiguousarray(x).tobytes())
-            digest.update(np.ascontiguousarray(y).tobytes())
-        digest.update(b"|")  # where a split ends
-    return digest.hexdigest()[:16]
-
-
-def count_examples(ds: tf.data.Dataset) -> int:
-    """Examples in a finite dataset; iterating a cached one here also fills its cache."""
-    n = int(ds.cardinality())
-    if n >= 0:
-        return n
-    return int(ds.reduce(np.int64(0), lambda count, _: count + 1))

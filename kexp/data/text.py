@@ -22,13 +22,8 @@ from omegaconf import DictConfig
 from kexp.config import STANDARDIZE, check
 from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
-from kexp.data.pipeline import (
-    RawSplits,
-    count_examples,
-    count_splits,
-    epoch_batches,
-    fingerprint,
-)
+from kexp.data.raw import RawSplits
+from kexp.data.stages import count_examples, count_splits, epoch_batches, fingerprint
 from kexp.errors import KexpError
 
 PAD, OOV = "", "[UNK]"  # ids 0 and 1, as TextVectorization names them

@@ -44,7 +44,7 @@ _DATA_ARGS = ("input_shape", "num_classes", "vocab_size")
 
 def names() -> list[str]:
     """Every model preset and family: the options of the `model` config group."""
-    from kexp.cli import group_options
+    from kexp.config import group_options
 
     return group_options("model")
 
@@ -104,6 +104,9 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
     if not takes_text and vocab_size is not None:
         raise KexpError(f"model={name} reads images but the data are token sequences; use a "
                         f"text model (model=lstm, model=transformer, model=tcn, ...)")
+    if getattr(builder, "input_rank", None) not in (None, len(input_shape)):
+        raise KexpError(f"model={name} needs images (height, width, channels), got input "
+                        f"shape {tuple(input_shape)}")
     if takes_text:
         knobs["vocab_size"] = int(vocab_size)
     if "num_classes" in accepted:

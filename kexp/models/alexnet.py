@@ -33,6 +33,7 @@ from kexp.models.layers import (
     check_initializer,
     conv_block,
     dense_stack,
+    image_input,
     scaled,
 )
 
@@ -58,6 +59,7 @@ def _imagenet_feature_size(size: int) -> int:
 MIN_IMAGENET_SIZE = next(s for s in range(1, 256) if _imagenet_feature_size(s) >= 1)
 
 
+@image_input
 def alexnet(input_shape: Sequence[int], variant: str = "imagenet",
             dense_units: Sequence[int] = (4096, 4096), resize_to: int = 224,
             activation: str = "relu", dropout: float = 0.5, batch_norm: bool = False,
@@ -91,9 +93,6 @@ def alexnet(input_shape: Sequence[int], variant: str = "imagenet",
     if variant not in VARIANTS:
         raise KexpError(f"model.variant: '{variant}' is not an AlexNet variant; valid: "
                         f"{', '.join(VARIANTS)}")
-    if len(input_shape) != 3:
-        raise KexpError(f"model=alexnet needs images (height, width, channels), got input "
-                        f"shape {tuple(input_shape)}")
     if isinstance(resize_to, bool) or not isinstance(resize_to, int) or resize_to < 0:
         raise KexpError(f"model.resize_to: {resize_to!r} is not valid; expected 0 (never "
                         f"resize) or an image size such as 224")

@@ -14,12 +14,13 @@ from keras import layers
 
 from kexp.errors import KexpError
 from kexp.models.attention import attention_block
-from kexp.models.layers import conv_block, dense_stack, scaled
+from kexp.models.layers import conv_block, dense_stack, image_input, scaled
 
 POOLING = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}
 PADDING = ("same", "valid")
 
 
+@image_input
 def cnn(input_shape: Sequence[int], filters: Sequence[int] = (32, 64),
         kernel_size: int = 3, padding: str = "same", pooling: str = "max",
         dense_units: Sequence[int] = (128,), activation: str = "relu", dropout: float = 0.0,
@@ -48,9 +49,6 @@ def cnn(input_shape: Sequence[int], filters: Sequence[int] = (32, 64),
         A `keras.Model` named "cnn", whose output is one
         feature vector per example (no head: the task adds its own, kexp.tasks).
     """
-    if len(input_shape) != 3:
-        raise KexpError(f"model=cnn needs images (height, width, channels), got input shape "
-                        f"{tuple(input_shape)}")
     if padding not in PADDING:
         raise KexpError(f"model.padding: '{padding}' is not valid; expected same or valid")
     if pooling not in POOLING:

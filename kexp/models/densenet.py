@@ -28,6 +28,7 @@ from kexp.errors import KexpError
 from kexp.models.layers import (
     check_activation,
     check_initializer,
+    image_input,
     pad_to,
     regularizer,
     scaled,
@@ -54,6 +55,7 @@ def blocks_for(depth: int) -> tuple[str, tuple[int, ...]]:
                     f"small images (40, 100, 190, 250, ...)")
 
 
+@image_input
 def densenet(input_shape: Sequence[int], depth: int = 100,
              growth_rate: int = 12, compression: float = 0.5, activation: str = "relu",
              dropout: float = 0.0, batch_norm: bool = True, l1: float = 0.0, l2: float = 0.0,
@@ -89,9 +91,6 @@ def densenet(input_shape: Sequence[int], depth: int = 100,
     if growth_rate < 1:
         raise KexpError(f"model.growth_rate: {growth_rate} is not valid; expected a positive "
                         f"integer")
-    if len(input_shape) != 3:
-        raise KexpError(f"model={name} needs images (height, width, channels), got input "
-                        f"shape {tuple(input_shape)}")
     if kind == "cifar" and min(input_shape[:2]) < MIN_CIFAR_SIZE:
         raise KexpError(f"model={name} needs images of at least {MIN_CIFAR_SIZE}x"
                         f"{MIN_CIFAR_SIZE}, got {tuple(input_shape)}")

@@ -34,6 +34,13 @@ def check_initializer(name: str) -> str:
     return check_choice("kernel_initializer", name, INITIALIZERS)
 
 
+def image_input(builder):
+    """Marks a builder that reads images (height, width, channels): `models.backbone` checks
+    the data's shape once for every such builder, before building anything."""
+    builder.input_rank = 3
+    return builder
+
+
 def scaled(channels: int, width: float) -> int:
     """`channels` times the `width` multiplier, at least 1."""
     return max(1, round(channels * width))

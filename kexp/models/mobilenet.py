@@ -28,7 +28,7 @@ from keras import layers
 
 from kexp.errors import KexpError
 from kexp.models.attention import attention_block, check_attention
-from kexp.models.layers import check_activation, check_initializer, regularizer
+from kexp.models.layers import check_activation, check_initializer, image_input, regularizer
 
 VERSIONS = (1, 2)
 
@@ -57,6 +57,7 @@ def _activation(name: str, layer_name: str) -> layers.Layer:
     return layers.Activation(name, name=layer_name)
 
 
+@image_input
 def mobilenet(input_shape: Sequence[int], version: int = 1,
               alpha: float = 1.0, first_stride: int = 2, attention: str = "none",
               attention_reduction: int = 4, activation: str = "relu6", dropout: float = 0.001,
@@ -104,9 +105,6 @@ def mobilenet(input_shape: Sequence[int], version: int = 1,
     if isinstance(first_stride, bool) or first_stride not in (1, 2):
         raise KexpError(f"model.first_stride: {first_stride!r} is not valid; expected 1 "
                         f"(small images) or 2 (the papers')")
-    if len(input_shape) != 3:
-        raise KexpError(f"model=mobilenet needs images (height, width, channels), got input "
-                        f"shape {tuple(input_shape)}")
     check_activation(activation)
     check_attention(attention)
     check_initializer(kernel_initializer)

@@ -48,6 +48,7 @@ from kexp.models.layers import (
     check_activation,
     check_choice,
     check_initializer,
+    image_input,
     pad_to,
     regularizer,
     scaled,
@@ -133,6 +134,7 @@ class _Ops:
         return self.act(self.norm(x, f"{name}_bn"), f"{name}_act")
 
 
+@image_input
 def resnet(input_shape: Sequence[int], depth: int = 20,
            block_version: str = "v1", shortcut: str = "auto", attention: str = "none",
            attention_reduction: int = 16, activation: str = "relu", dropout: float = 0.0,
@@ -175,9 +177,6 @@ def resnet(input_shape: Sequence[int], depth: int = 20,
     check_attention(attention)
     layout = LAYOUTS[depth]
     name = f"resnet{depth}" + ("v2" if block_version == "v2" else "")
-    if len(input_shape) != 3:
-        raise KexpError(f"model={name} needs images (height, width, channels), got input "
-                        f"shape {tuple(input_shape)}")
     smallest = MIN_SIZE.get(layout.kind, 1)
     if min(input_shape[:2]) < smallest:
         raise KexpError(f"model={name} needs images of at least {smallest}x{smallest}, got "

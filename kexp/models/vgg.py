@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from kexp.errors import KexpError
-from kexp.models.layers import conv_block, dense_stack, pad_to
+from kexp.models.layers import conv_block, dense_stack, image_input, pad_to
 
 # convs per stage for each depth; the channels per stage are 64, 128, 256, 512, 512
 STAGES = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -20,6 +20,7 @@ CHANNELS = (64, 128, 256, 512, 512)
 MIN_SIZE = 32  # five 2x2 poolings
 
 
+@image_input
 def vgg(input_shape: Sequence[int], depth: int = 11, batch_norm: bool = True,
         width: float = 1.0, dense_units: Sequence[int] = (512,), activation: str = "relu",
         dropout: float = 0.5, l1: float = 0.0, l2: float = 0.0,
@@ -46,9 +47,6 @@ def vgg(input_shape: Sequence[int], depth: int = 11, batch_norm: bool = True,
     if depth not in STAGES:
         raise KexpError(f"model.depth: {depth} is not a VGG depth; valid: "
                         f"{', '.join(map(str, STAGES))}")
-    if len(input_shape) != 3:
-        raise KexpError(f"model=vgg needs images (height, width, channels), got input shape "
-                        f"{tuple(input_shape)}")
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = pad_to(inputs, MIN_SIZE, input_shape)
     for stage, (convs, channels) in enumerate(zip(STAGES[depth], CHANNELS, strict=True)):

@@ -2,7 +2,7 @@
 
 A task owns the head it puts on a backbone's features, the loss and metrics, the monitor
 (metric and direction) that callbacks, the tuner and the report judge by, the summary of a
-finished run, its evaluation artifacts and the data it accepts. The recipe (`kexp.train`),
+finished run, its evaluation artifacts and the data it accepts. The recipe (`kexp.recipe`),
 `kexp.eval` and the tuner's trials only ever talk to a `Task`, so a new kind of learning is
 one module here plus one yaml in conf/task/; a user's own task in their own package works
 the same way once its module is in `kexp.allow_targets`.
@@ -41,7 +41,7 @@ def make_task(cfg: DictConfig) -> Task:
     """The task of the whole run config `cfg` (its `task` group), its settings checked."""
     task_cfg = cfg.get("task")
     if task_cfg is None:  # a run directory from before tasks existed: it classified
-        from kexp.cli import config_dir
+        from kexp.config import config_dir
 
         task_cfg = OmegaConf.load(config_dir() / "task" / "classification.yaml")
     cls = task_class(task_cfg.get("_target_"), allowed_targets(cfg))

@@ -15,6 +15,7 @@ import numpy as np
 
 from kexp.config import is_number
 from kexp.errors import KexpError
+from kexp.plotting import pyplot
 from kexp.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -82,18 +83,10 @@ class Regression(Task):
         return "  ".join(f"{k} {metrics[k]:.4f}" for k in shown)
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def plot_predictions(true: np.ndarray, predicted: np.ndarray, names: list[str],
                      path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     k = true.shape[1]
     fig, axes = plt.subplots(1, k, figsize=(4 * k, 4), squeeze=False)
     for j, ax in enumerate(axes[0]):
@@ -113,7 +106,7 @@ def plot_predictions(true: np.ndarray, predicted: np.ndarray, names: list[str],
 
 def plot_residuals(true: np.ndarray, predicted: np.ndarray, names: list[str],
                    path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     k = true.shape[1]
     fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.5), squeeze=False)
     for j, ax in enumerate(axes[0]):

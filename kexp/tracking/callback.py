@@ -3,19 +3,25 @@ of kexp.tracking, so that `kexp.sync` can log a run without TensorFlow)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import keras
 
-if TYPE_CHECKING:
-    from kexp.tracking.tracker import MlflowTracker
+
+class EpochLog(Protocol):
+    """What the callback needs of a tracker (kexp.tracking.tracker.MlflowTracker has it): a
+    place to say where the run is, for its warnings, and a way to log numbers."""
+
+    position: str
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
 
 
 class EpochMetrics(keras.callbacks.Callback):
     """Logs every epoch's train/val metrics and learning rate, step = epoch index (0-based,
     as history.csv counts them), and tells the tracker which epoch it is in."""
 
-    def __init__(self, tracker: MlflowTracker) -> None:
+    def __init__(self, tracker: EpochLog) -> None:
         super().__init__()
         self.tracker = tracker
 

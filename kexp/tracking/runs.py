@@ -108,7 +108,7 @@ READ_ADVICE = "start the server, or point logger.tracking_uri at the store the r
 def default_store(overrides: Sequence[str] = ()) -> str:
     """The store `python -m kexp <overrides>` logs to: logger.tracking_uri, else
     $MLFLOW_TRACKING_URI, else sqlite:///<paths.log_dir>/mlflow.db ($KEXP_LOG_DIR, else logs)."""
-    from kexp.cli import compose, config_dir
+    from kexp.config import compose, config_dir
 
     return store_uri(compose(config_dir(), "report", list(overrides)))
 

@@ -207,8 +207,10 @@ class MlflowTracker:
         import tensorflow as tf
         from mlflow.models import infer_signature
 
-        spec = model.inputs[0]
-        x = np.zeros((2, *spec.shape[1:]), dtype=spec.dtype)
+        # zeros of every input the model takes (a translator takes two)
+        inputs = [np.zeros((2, *spec.shape[1:]), dtype=spec.dtype) for spec in model.inputs]
+        x = inputs[0] if len(inputs) == 1 else {s.name: v for s, v in zip(model.inputs, inputs,
+                                                                           strict=True)}
         # a direct call: model.predict would gather across the workers of a multi-worker run
         y = keras.ops.convert_to_numpy(model(x, training=False))
         # explicit requirements skip MLflow's slow inference by re-importing the model
@@ -330,6 +332,20 @@ def run_tags(model_name: str, data_name: str, extra: dict[str, Any],
     if found:
         tags["git_commit"] = found
     return tags
+
+
+def run_identity(cfg: DictConfig, kind: str = "run", trial_id: str | None = None,
+                 commit: bool = True) -> tuple[str, dict[str, str]]:
+    """The MLflow name and tags of a run of `cfg`, in one place for every kind of run:
+    "run" (`run_name`, else <model>-<data>), "search" (tune-<tuner.project_name>, tagged
+    kexp.search=parent) and "trial" (trial-<id>, tagged kexp.trial_id). `commit`: tag the
+    checkout's commit (not for kexp.sync, whose checkout is not the run's)."""
+    tags = run_tags(cfg.model.name, cfg.data.name, cfg.get("tags") or {}, commit=commit)
+    if kind == "search":
+        return f"tune-{cfg.tuner.project_name}", {**tags, "kexp.search": "parent"}
+    if kind == "trial":
+        return f"trial-{trial_id}", {**tags, "kexp.trial_id": str(trial_id)}
+    return cfg.get("run_name") or f"{cfg.model.name}-{cfg.data.name}", tags
 
 
 def git_commit(where: Path) -> str | None:

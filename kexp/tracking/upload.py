@@ -29,7 +29,7 @@ from kexp.tracking.tracker import (
     MlflowTracker,
     final_metrics,
     make_tracker,
-    run_tags,
+    run_identity,
 )
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,8 @@ def _sync(tracker: MlflowTracker, folder: Path, cfg: DictConfig,
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
     logged_params = existing.data.params if existing else {}
     new_params = {k: v for k, v in params.items() if k not in logged_params}
-    tags = run_tags(cfg.model.name, cfg.data.name, {**cfg.get("tags", {}), "kexp.synced": "true"},
-                    commit=False)  # the checkout kexp.sync runs in is not the run's
-    tracker.start(run_name=cfg.get("run_name") or f"{cfg.model.name}-{cfg.data.name}",
-                  params=new_params, tags=tags,
+    name, tags = run_identity(cfg, commit=False)  # the checkout kexp.sync runs in is not the run's
+    tracker.start(run_name=name, params=new_params, tags={**tags, "kexp.synced": "true"},
                   resume=existing.info.run_id if existing else None)
     outputs.write_run_id(tracker.run_id, folder)
     report = SyncReport(tracker.run_id, tracker.experiment, tracker.tracking_uri,
@@ -136,7 +134,7 @@ def _sync(tracker: MlflowTracker, folder: Path, cfg: DictConfig,
             report.artifacts.append(name)
     model_file = folder / outputs.MODEL_FILE
     if tracker.should_log_model and model_file.is_file() and not _has_model(client, tracker):
-        from kexp.cli import import_tensorflow_quietly
+        from kexp.environment import import_tensorflow_quietly
 
         import_tensorflow_quietly()
         from kexp.models import load_model

@@ -73,16 +73,27 @@ def load(run_dir: Path) -> Saved | None:
                  best_weights=group("best_", counts["best"]) if counts["best"] else None)
 
 
+def optimizers_of(model: keras.Model) -> list[keras.optimizers.Optimizer]:
+    """Every optimizer a backup keeps: a model trained by several (a GAN's generator and
+    discriminator) lists them in its `optimizers` attribute; any other has `model.optimizer`."""
+    return list(getattr(model, "optimizers", None) or [model.optimizer])
+
+
+def optimizer_variables(model: keras.Model) -> list:
+    return [v for optimizer in optimizers_of(model) for v in optimizer.variables]
+
+
 def restore_variables(model: keras.Model, saved: Saved) -> None:
     """Put the backed-up weights, seed states and optimizer state into a freshly compiled model."""
     if len(saved.model_values) != len(model.variables):
         raise ValueError(f"the backup holds {len(saved.model_values)} model variables, the "
                          f"model has {len(model.variables)}: was the config changed?")
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    for optimizer in optimizers_of(model):
+        if not optimizer.built:  # one optimizer of several builds on its own model's weights
+            optimizer.build(model.trainable_variables)
     for variable, value in zip(model.variables, saved.model_values, strict=True):
         variable.assign(value)
-    for variable, value in zip(model.optimizer.variables, saved.optimizer_values, strict=True):
+    for variable, value in zip(optimizer_variables(model), saved.optimizer_values, strict=True):
         variable.assign(value)
 
 
@@ -167,7 +178,7 @@ class RunBackup(keras.callbacks.Callback):
                      if isinstance(c, keras.callbacks.EarlyStopping)), None) or []
         arrays: dict[str, np.ndarray] = {}
         for prefix, values in (("model_", [v.numpy() for v in model.variables]),
-                               ("optimizer_", [v.numpy() for v in model.optimizer.variables]),
+                               ("optimizer_", [v.numpy() for v in optimizer_variables(model)]),
                                ("best_", list(best))):
             arrays.update({f"{prefix}{i}": np.asarray(v) for i, v in enumerate(values)})
         meta = {"epoch": epoch, "step": step, "history": self.history,
@@ -175,7 +186,7 @@ class RunBackup(keras.callbacks.Callback):
                 "callbacks": [{name: _plain(getattr(c, name)) for name in _CALLBACK_STATE[type(c)]}
                               for c in self.stateful],
                 "counts": {"model": len(model.variables),
-                           "optimizer": len(model.optimizer.variables), "best": len(best)}}
+                           "optimizer": len(optimizer_variables(model)), "best": len(best)}}
         buffer = io.BytesIO()
         np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
         try:

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -31,7 +31,7 @@ class LearningRateLogger(keras.callbacks.Callback):
 class DataEpoch(keras.callbacks.Callback):
     """Tells the input pipeline which epoch begins, so the epoch alone picks its data order.
 
-    `variable` is `DataBundle.epoch` (None: nothing to set). See kexp.data.pipeline.epoch_batches.
+    `variable` is `DataBundle.epoch` (None: nothing to set). See kexp.data.stages.epoch_batches.
     """
 
     def __init__(self, variable: object | None) -> None:
@@ -162,6 +162,19 @@ class CompleteEpochsCsv(keras.callbacks.CSVLogger):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs:
             super().on_epoch_end(epoch, logs)
+
+
+def fit_callbacks(epoch_variable: object | None, guard: NonFiniteLossGuard,
+                  logger: keras.callbacks.Callback, first: Sequence[keras.callbacks.Callback] = (),
+                  between: Sequence[keras.callbacks.Callback] = ()
+                  ) -> list[keras.callbacks.Callback]:
+    """The callbacks of every fit, a run's and a tuning trial's alike, in the order their
+    effects must apply: the epoch the data order is drawn for, `first` (a run's Ctrl-C
+    handler and throughput clock), the learning rate into the logs, the non-finite-loss
+    guard, `between` (a run's time budget and switchable callbacks with the backup; a trial's
+    keras-tuner callbacks), and the tracker's `logger` last, so it logs what the others
+    added."""
+    return [DataEpoch(epoch_variable), *first, LearningRateLogger(), guard, *between, logger]
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, backup: RunBackup | None = None,

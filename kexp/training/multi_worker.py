@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from kexp.cli import debug_enabled
+from kexp.environment import debug_enabled
 from kexp.errors import KexpError
 from kexp.training import keras_fixes
 

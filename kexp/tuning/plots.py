@@ -7,19 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kexp.plotting import pyplot
 from kexp.tuning.space import Param
 
 OBJECTIVE_PLOT = "objective_vs_params.png"
 PARALLEL_PLOT = "parallel_coordinates.png"
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _axis_values(param: Param, values: Sequence[Any]) -> tuple[list[float], list[str] | None]:
@@ -35,7 +28,7 @@ def plot_trials(params: Sequence[Param], trials: Sequence[tuple[dict[str, Any], 
     """Two figures from finished trials ((values, score) pairs); [] when there is none."""
     if not trials:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     scores = [score for _, score in trials]
 
     cols = min(3, len(params))

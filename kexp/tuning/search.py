@@ -19,11 +19,12 @@ from keras_tuner.src import config as kt_config
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kexp import run_dir
-from kexp.cli import debug_enabled, group_options, groups
+from kexp.config import group_options, groups
+from kexp.environment import debug_enabled
 from kexp.errors import KexpError, TrainingFailed
 from kexp.tracking import make_tracker
 from kexp.tracking.params import flatten
-from kexp.tracking.tracker import final_metrics, run_tags
+from kexp.tracking.tracker import final_metrics, run_identity
 from kexp.tuning import distributed, space
 from kexp.tuning.plots import plot_trials
 from kexp.tuning.trials import PARENT_RUN_FILE, TrialRunner
@@ -63,8 +64,8 @@ def lead(cfg: DictConfig, tuner: kt.Tuner, runner: TrialRunner, out: Path) -> di
     parent = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
     saved = runner.project_dir / PARENT_RUN_FILE
     resume = saved.read_text().strip() if saved.exists() and not cfg.tuner.overwrite else None
-    tags = {**run_tags(cfg.model.name, cfg.data.name, cfg.tags), "kexp.search": "parent"}
-    parent.start(run_name=f"tune-{cfg.tuner.project_name}",
+    name, tags = run_identity(cfg, "search")
+    parent.start(run_name=name,
                  params=flatten({"tuner": OmegaConf.to_container(cfg.tuner, resolve=True),
                                  "search": OmegaConf.to_container(cfg.search, resolve=True)}),
                  tags=tags, resume=resume)
@@ -122,8 +123,8 @@ def work(tuner: kt.Tuner, runner: TrialRunner, address: str) -> dict[str, Any]:
 
 def retrain_best(runner: TrialRunner, values: dict[str, Any], out: Path) -> dict[str, Any]:
     """The best trial's config trained again on train+val for all its epochs (no early stop)
-    and tested once: an ordinary `kexp.train.train` run, nested under the search's run."""
-    from kexp.train import train
+    and tested once: an ordinary `kexp.recipe.train` run, nested under the search's run."""
+    from kexp.recipe import train
 
     cfg = runner.trial_config(values)
     with open_dict(cfg):

@@ -2,7 +2,7 @@
 
 `TrialRunner` is the keras-tuner HyperModel: `build(hp)` composes the trial's training config
 from the search space's values (as the same command-line overrides would) and builds data and
-model with `kexp.train.prepare`; `fit` trains on the training split, is judged on the validation
+model with `kexp.recipe.prepare`; `fit` trains on the training split, is judged on the validation
 split, and logs itself as a child run of the search's parent run.
 
 What a trial leaves behind is kept in the tuner's project directory, shared by every process of
@@ -27,10 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 from kexp import data as datasets
 from kexp.config import validate
 from kexp.errors import TrainingFailed
+from kexp.recipe import model_card, prepare
 from kexp.tracking import make_tracker
-from kexp.tracking.tracker import run_tags
-from kexp.train import model_card, prepare
-from kexp.training.callbacks import DataEpoch, LearningRateLogger, NonFiniteLossGuard
+from kexp.tracking.tracker import run_identity
+from kexp.training.callbacks import NonFiniteLossGuard, fit_callbacks
 from kexp.tuning.space import Param, overrides, searched
 
 log = logging.getLogger("kexp")
@@ -110,8 +110,8 @@ class TrialRunner(kt.HyperModel):
             initial_epoch: int = 0, **kwargs):
         cfg, trial = self._cfg, self.trial
         values = searched(hp.values)
-        tags = {**run_tags(cfg.model.name, cfg.data.name, cfg.tags),
-                "kexp.trial_id": trial.trial_id, "kexp.tuner_id": self.tuner_id}
+        name, tags = run_identity(cfg, "trial", trial.trial_id)
+        tags["kexp.tuner_id"] = self.tuner_id
         parent_run = self.parent_run()
         if parent_run:  # set by MLflow itself too when the parent is active in this process
             tags["mlflow.parentRunId"] = parent_run
@@ -119,7 +119,7 @@ class TrialRunner(kt.HyperModel):
         if promoted and promoted.run_id:
             tags["kexp.promoted_from"] = promoted.run_id
         tracker = make_tracker(cfg.logger, self.log_dir)
-        tracker.start(run_name=f"trial-{trial.trial_id}",
+        tracker.start(run_name=name,
                       params=OmegaConf.to_container(cfg, resolve=True), tags=tags)
         tracker.log_metrics(model_card(model))
         record = self.records.setdefault(trial.trial_id,
@@ -131,8 +131,8 @@ class TrialRunner(kt.HyperModel):
             history = model.fit(
                 self._data.train, validation_data=self._data.val,
                 epochs=epochs or cfg.trainer.epochs, initial_epoch=initial_epoch,
-                callbacks=[DataEpoch(self._data.epoch), *callbacks, LearningRateLogger(), guard,
-                           tracker.callback()],
+                callbacks=fit_callbacks(self._data.epoch, guard, tracker.callback(),
+                                        between=callbacks),
                 verbose=cfg.trainer.verbose, shuffle=False)  # the pipeline shuffles
             if guard.failure:
                 raise TrainingFailed(guard.failure)

@@ -7,8 +7,8 @@ from omegaconf import DictConfig
 from sklearn.datasets import load_digits
 
 from kexp.data import keys
-from kexp.data.pipeline import RawSplits, from_arrays
-from kexp.data.split import holdout
+from kexp.data.raw import RawSplits, from_arrays
+from kexp.data.sources.split import holdout
 
 
 def load_raw(cfg: DictConfig, seed: int) -> RawSplits:

@@ -5,7 +5,7 @@ bundled digits, in one process, one after the other: Hyperband first, then rando
 as many full-length trials as Hyperband's epochs pay for. It prints the best validation accuracy
 each reached, the epochs each spent, and their ratios (random / Hyperband).
 
-    python -m kexp.tuning.bench [max_epochs=9] [seed=0]
+    python -m kexp.tuning.tuner_bench [max_epochs=9] [seed=0]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def run(tuner: str, overrides: list[str], log_dir: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    from kexp.cli import import_tensorflow_quietly
+    from kexp.environment import import_tensorflow_quietly
 
     args = dict(a.split("=", 1) for a in argv)
     max_epochs, seed = int(args.get("max_epochs", 9)), int(args.get("seed", 0))

@@ -8,8 +8,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from kexp.data import keys
-from kexp.data.pipeline import RawSplits, from_arrays
-from kexp.data.split import holdout
+from kexp.data.raw import RawSplits, from_arrays
+from kexp.data.sources.split import holdout
 from kexp.errors import KexpError
 
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")

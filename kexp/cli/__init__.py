@@ -1,4 +1,6 @@
-"""Entry-point plumbing shared by `kexp`, `kexp.eval` (and later `kexp.tune`).
+"""The command-line entry points (`python -m kexp`, `kexp.eval`, `kexp.tune`, `kexp.sync`,
+`kexp.report`: one module each in this package) and their shared plumbing. Library code
+never imports this package.
 
 Nothing here imports TensorFlow: `--help` and `--cfg job` must stay fast.
 Errors a user can cause become one line on stderr and a non-zero exit; set
@@ -7,84 +9,28 @@ KEXP_DEBUG=1 to see the full traceback instead.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from kexp.config import compose as _compose
+from kexp.config import config_dir, group_options, groups
+from kexp.environment import debug_enabled, import_tensorflow_quietly
 from kexp.errors import KexpError
 
-CONFIG_MODULE = "kexp.conf"
 EXIT_USAGE = 2  # bad config or input: the user can fix it
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
-OmegaConf.register_new_resolver("kexp_pid", lambda: str(os.getpid()), use_cache=True, replace=True)
-
-
-def debug_enabled() -> bool:
-    return os.environ.get("KEXP_DEBUG", "") not in ("", "0")
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "check_composed", "compose", "config_dir", "fail",
+           "group_options", "groups", "import_tensorflow_quietly", "precheck", "run_guarded"]
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print one line and exit: the contract for every error a user can cause."""
     print(f"kexp: error: {message}", file=sys.stderr)
     sys.exit(code)
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up notices (oneDNN, CPU features) kept off stderr.
-
-    They are written straight to file descriptor 2 before absl logging is set up, so
-    TF_CPP_MIN_LOG_LEVEL cannot silence them; a failed import still shows everything.
-    """
-    if os.environ.get("TF_USE_LEGACY_KERAS", "") not in ("", "0", "false", "False"):
-        # some NVIDIA containers set it; it swaps in Keras 2, which kexp, keras-tuner and
-        # mlflow.keras cannot use
-        raise KexpError("TF_USE_LEGACY_KERAS is set: kexp needs Keras 3; unset it "
-                        "(unset TF_USE_LEGACY_KERAS) and run again")
-    if importlib.util.find_spec("tensorflow") is None:
-        raise KexpError("TensorFlow is not installed: pip install -e '.[cpu]' (or '.[gpu]' "
-                        "for the CUDA build), or `make install`")
-    if "tensorflow" in sys.modules or debug_enabled() or \
-            os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def config_dir() -> Path:
-    """The folder holding train.yaml: conf/ in a checkout, kexp/conf in an installed wheel."""
-    import kexp.conf
-
-    return Path(kexp.conf.__file__).parent
-
-
-def group_options(group: str, root: Path | None = None) -> list[str]:
-    folder = (root or config_dir()) / group
-    return sorted(p.stem for p in folder.glob("*.yaml"))
-
-
-def groups(root: Path | None = None) -> list[str]:
-    root = root or config_dir()
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
 
 
 def run_guarded(job: Callable[[], object]) -> object:
@@ -142,18 +88,9 @@ def check_composed(cfg: DictConfig, defaults: DictConfig, complete: bool = True)
         run_guarded(lambda: check_complete(cfg))
 
 
-def compose(root: Path, config_name: str, overrides: Sequence[str]):
-    """Compose `config_name` from `root` outside of a Hydra app, errors as KexpError lines."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        with initialize_config_dir(str(root), version_base="1.3"):
-            return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    except (HydraException, OmegaConfBaseException) as exc:
-        fail(_one_line(exc))
+def compose(root: Path, config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """`kexp.config.compose`, a bad override ending the command with one line."""
+    return run_guarded(lambda: _compose(root, config_name, overrides))
 
 
 def _check_group_option(override: str, root: Path, extra: Path | None = None) -> None:
@@ -173,11 +110,3 @@ def _choices_only(overrides: Sequence[str], root: Path, extra: Path | None = Non
     group_names = set(groups(root)) | (set(groups(extra)) if extra else set())
     return [o for o in overrides
             if o.lstrip("+~").partition("=")[0] in group_names | {"hydra.searchpath"}]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if text.startswith("Could not override '"):
-        key = text.split("'", 2)[1]
-        return f"unknown config key '{key}' (misspelled? `--cfg job` prints every key)"
-    return text.splitlines()[0] if text else type(exc).__name__

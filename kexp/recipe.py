@@ -1,7 +1,9 @@
-"""The recipe of one run: config -> data -> model -> fit -> test -> outputs + MLflow.
+"""The recipe of one run: config -> task -> data -> model -> fit -> test -> outputs + MLflow.
 
 `train(cfg)` is the whole of it, readable top to bottom; the CLI (`python -m kexp`),
-the tuner and notebooks all call it. Importing this module imports TensorFlow.
+the tuner and notebooks all call it. `prepare(cfg)` is where every run and every tuning
+trial starts; `evaluate(folder)` tests a finished run again (`python -m kexp.eval`).
+Importing this module imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,23 +23,22 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from kexp import data as datasets
-from kexp import provenance, run_dir
+from kexp import run_dir
 from kexp.config import allowed_targets, check_complete, validate
 from kexp.data import DataBundle, DataSpec
 from kexp.data.augment import with_augmentation
-from kexp.data.text import save_vocabulary
 from kexp.errors import KexpError, TrainingFailed
 from kexp.models import count_flops
+from kexp.run_record import RunRecord
 from kexp.tasks import Task, make_task
-from kexp.tracking.tracker import NullTracker, Tracker, checked_tracker, final_metrics, run_tags
+from kexp.tracking.tracker import NullTracker, checked_tracker
 from kexp.training import resume
 from kexp.training.callbacks import (
-    DataEpoch,
     GracefulInterrupt,
-    LearningRateLogger,
     NonFiniteLossGuard,
     TimeBudget,
     build_callbacks,
+    fit_callbacks,
 )
 from kexp.training.multi_worker import distribute, finish_together
 from kexp.training.optimizers import build_optimizer
@@ -66,7 +67,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         out, tracker = Path(tempfile.mkdtemp(prefix="kexp-worker-")), NullTracker()
 
     saved = resume.previous(out)  # a killed run in this directory: continue it
-    start_record(cfg, tracker, out, data.spec, settings, card)
+    record = RunRecord(cfg, out, tracker)
+    record.start(data.spec, settings, card)
     status, backup = "FAILED", None
     try:
         backup = resume.prepare(model, cfg, out, saved, tracker)
@@ -76,10 +78,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         history = model.fit(
             data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
             initial_epoch=saved.epoch if saved else 0,
-            callbacks=[DataEpoch(data.epoch), interrupt, throughput, LearningRateLogger(), guard,
-                       budget,
-                       *build_callbacks(cfg.callbacks, out, backup, resumed=saved is not None),
-                       tracker.callback()],
+            callbacks=fit_callbacks(
+                data.epoch, guard, tracker.callback(), first=[interrupt, throughput],
+                between=[budget, *build_callbacks(cfg.callbacks, out, backup,
+                                                  resumed=saved is not None)]),
             verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
         if backup is not None:  # every complete epoch, those before a resume too
             history = backup.history
@@ -101,16 +103,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                    "examples_per_second": round(throughput.per_second, 1),
                    "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2),
                    "stopped_on_time": budget.stopped_on_time}
-        tracker.log_metrics({**final_metrics(metrics), **scores})
-        artifacts = [run_dir.write_config(cfg, out), run_dir.write_metrics(metrics, out),
-                     out / provenance.PROVENANCE_FILE, run_dir.write_summary(model, out),
-                     run_dir.plot_learning_curves(history, out, task.CURVE_METRIC),
-                     out / cfg.callbacks.csv_logger.filename, *pictures]
-        if data.vocabulary is not None:  # text: the words behind the token ids the model reads
-            artifacts.append(save_vocabulary(data.vocabulary, out / run_dir.VOCABULARY_FILE))
-        for path in artifacts:
-            tracker.log_artifact(path)
-        tracker.log_model(model)
+        record.results(model, history, metrics, scores, pictures, data.vocabulary,
+                       task.CURVE_METRIC)
         finish_together(model)  # multi-worker: the others wait while the chief writes
         if backup is not None:
             backup.discard()
@@ -130,24 +124,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def start_record(cfg: DictConfig, tracker: Tracker, out: Path, spec: DataSpec,
-                 settings: RunSettings, card: dict[str, int]) -> None:
-    """What a run records before it trains: config.yaml (so resume=<run_dir> finds it after a
-    kill), provenance.json, and the MLflow run (reopened when the directory names one) with
-    params, tags, the config and the run card (logged first: even a failed run compares by
-    cost)."""
-    run_dir.write_config(cfg, out)
-    tags = run_tags(cfg.model.name, cfg.data.name, cfg.tags)
-    facts = provenance.record(spec, tags.get("git_commit"))
-    provenance.write(facts, out)
-    run_id = run_dir.read_run_id(out)  # set: the MLflow run of a killed process goes on
-    tracker.start(run_name=cfg.run_name or f"{cfg.model.name}-{cfg.data.name}",
-                  params={} if run_id else {**OmegaConf.to_container(cfg, resolve=True),
-                                            "resolved": dataclasses.asdict(settings)},
-                  tags={**tags, **provenance.tags(facts)}, resume=run_id)
-    run_dir.write_run_id(tracker.run_id, out)
-    tracker.log_artifact(out / run_dir.CONFIG_FILE)  # now: `from_run=` can repeat a failed run
-    tracker.log_metrics(card)
+def evaluate(folder: str | Path, batch_size: int | None = None, unsafe_load: bool = False
+             ) -> dict[str, float]:
+    """A finished run evaluated again (`python -m kexp.eval`): its config.yaml rebuilds the
+    test split and the task, its model.keras is loaded and compiled with the task's loss and
+    metrics; returns the test metrics as the run reported them and the test split's size.
+
+    The model is loaded in Keras' safe mode unless `unsafe_load`: a model.keras is a file
+    anyone could have handed over, and a Lambda layer in it would run its code on load."""
+    import json
+
+    from kexp.models import load_model
+
+    folder = run_dir.finished_run(folder)
+    cfg = OmegaConf.load(folder / run_dir.CONFIG_FILE)
+    task = make_task(cfg)
+    # the model first: a refused file is reported before the data are read
+    model = load_model(folder / run_dir.MODEL_FILE, safe_mode=not unsafe_load,
+                       compile=False)
+    data = datasets.load(cfg.data, global_batch_size=batch_size or cfg.trainer.batch_size,
+                         seed=cfg.trainer.seed)
+    task.check_data(data.spec, cfg.data.name)
+    model.compile(**task.compile_args(data.spec))  # the loss and metrics the run reported
+    result = model.evaluate(data.test, verbose=0, return_dict=True)
+    metrics = {**{f"test_{k}": float(v) for k, v in result.items()},
+               "num_test": data.spec.num_test}
+    (folder / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
 
 def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.load

@@ -9,9 +9,9 @@ from omegaconf import DictConfig
 from sklearn.datasets import load_diabetes
 
 from kexp.data import keys
-from kexp.data.pipeline import RawSplits, from_arrays
-from kexp.data.split import holdout
-from kexp.data.table import standardizer, targets_kind
+from kexp.data.raw import RawSplits, from_arrays
+from kexp.data.sources.split import holdout
+from kexp.data.sources.table import standardizer, targets_kind
 from kexp.errors import KexpError
 
 TARGET = "progression"

@@ -18,7 +18,7 @@ training split's median and categorical ones with their most frequent training v
 
 The test split is data.test_path when given, else data.test_fraction of data.path; then
 data.val_fraction of the rest is held out for validation. Also the encoding
-kexp.data.diabetes shares (`standardizer`).
+kexp.data.sources.diabetes shares (`standardizer`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
 from kexp.data import keys
-from kexp.data.pipeline import RawSplits, from_arrays
-from kexp.data.split import holdout
-from kexp.data.text_csv import _delimiter
+from kexp.data.raw import RawSplits, from_arrays
+from kexp.data.sources.split import holdout
+from kexp.data.sources.text_csv import _delimiter
 from kexp.errors import KexpError
 
 TARGETS = ("classes", "real")

@@ -1,6 +1,6 @@
 """Text-classification datasets from tensorflow-datasets (imdb_reviews, ag_news_subset, ...).
 
-The same split layout and the same offline behaviour as the image source (kexp.data.tfds_source):
+The same split layout and the same offline behaviour as the image source (kexp.data.sources.tfds):
 train[:1-val%] / train[1-val%:] / test, a missing dataset noticed on disk, a dead network within
 seconds. The texts stay strings here; kexp.data.text turns them into token ids.
 """
@@ -12,8 +12,8 @@ import tensorflow_datasets as tfds
 from omegaconf import DictConfig
 
 from kexp.data import keys
-from kexp.data.pipeline import RawSplits
-from kexp.data.tfds_source import builder_for, ensure_prepared, settings, split_names
+from kexp.data.raw import RawSplits
+from kexp.data.sources.tfds import builder_for, ensure_prepared, settings, split_names
 from kexp.errors import KexpError
 
 OWN_FILES = "data=text_csv"

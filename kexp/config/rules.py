@@ -44,6 +44,8 @@ def check_complete(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Range checks on the keys every run reads, and the `_target_` allowlist."""
+    if OmegaConf.select(cfg, "task", default=None) is not None:
+        check_task(cfg)  # first: other keys interpolate the task's monitor and mode
     family = model_family(OmegaConf.select(cfg, "model._target_", default=None))
     for key in {**RULES, **FAMILY_RULES.get(family, {})}:
         value = OmegaConf.select(cfg, key, default=_MISSING)
@@ -56,8 +58,6 @@ def validate(cfg: DictConfig) -> None:
     target = OmegaConf.select(cfg, "data._target_", default=None)
     if target is not None:  # a user's own data source
         check_target("data._target_", target, allowed_targets(cfg))
-    if OmegaConf.select(cfg, "task", default=None) is not None:
-        check_task(cfg)
 
 
 def check_task(cfg: DictConfig) -> None:
@@ -66,10 +66,12 @@ def check_task(cfg: DictConfig) -> None:
     from kexp.tasks import make_task
 
     task = make_task(cfg)
-    objective = OmegaConf.select(cfg, "tuner.objective", default=_MISSING)
-    if objective is not _MISSING and objective not in task.logged_metrics():
-        raise KexpError(f"tuner.objective: {objective!r} is not a metric this task logs; "
-                        f"expected one of {', '.join(task.logged_metrics())}")
+    for key in ("tuner.objective", *(f"callbacks.{c}.monitor"
+                                     for c in ("early_stopping", "checkpoint", "reduce_lr"))):
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is not _MISSING and value not in task.logged_metrics():
+            raise KexpError(f"{key}: {value!r} is not a metric this task logs; expected one of "
+                            f"{', '.join(task.logged_metrics())}")
 
 
 # Modules whose callables a config may name as `_target_` without the user opting in: a

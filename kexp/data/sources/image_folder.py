@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
 from kexp.data import keys
-from kexp.data.pipeline import RawSplits, from_arrays
-from kexp.data.split import holdout
+from kexp.data.raw import RawSplits, from_arrays
+from kexp.data.sources.split import holdout
 from kexp.errors import KexpError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")

@@ -17,12 +17,12 @@ import tensorflow_datasets as tfds
 from omegaconf import DictConfig
 
 from kexp.data import keys
-from kexp.data.pipeline import RawSplits
+from kexp.data.raw import RawSplits
 from kexp.errors import KexpError
 
 PROBE_URL = "https://storage.googleapis.com/"  # where TFDS fetches most datasets from
 PROBE_TIMEOUT_S = 3.0
-# where error messages send a user whose data TFDS cannot provide (kexp.data.tfds_text has its own)
+# where error messages send a user whose data TFDS cannot provide (sources.tfds_text: its own)
 OWN_FILES = "data=image_folder or data=npz"
 EXPORT = "export the images and use data=image_folder"
 

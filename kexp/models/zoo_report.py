@@ -1,6 +1,6 @@
 """The model zoo's card: every preset at its natural input, its parameters, FLOPs and reference.
 
-    python -m kexp.models.report > docs/models.md      # (make zoo-report)
+    python -m kexp.models.zoo_report > docs/models.md      # (make zoo-report)
 
 Each preset is built as `python -m kexp model=<preset>` composes it. Where keras.applications has
 the same network, it is built too and the counts are compared here, in the report's own run; a
@@ -84,7 +84,7 @@ def rows() -> list[dict[str, object]]:
     import keras
     from omegaconf import OmegaConf
 
-    from kexp.cli import compose, config_dir
+    from kexp.config import compose, config_dir
     from kexp.models import build, count_flops, names, resolve_builder
 
     table = []
@@ -137,13 +137,13 @@ def markdown(table: list[dict[str, object]]) -> str:
 
 
 def main() -> None:
-    from kexp.cli import import_tensorflow_quietly
+    from kexp.environment import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
 
     table = markdown(rows())
-    print(f"<!-- python -m kexp.models.report; Python {platform.python_version()}, "
+    print(f"<!-- python -m kexp.models.zoo_report; Python {platform.python_version()}, "
           f"keras {keras.__version__}, {sys.platform} -->")
     print(table)
 

@@ -4,7 +4,7 @@ Every top-level config (train, tune, eval, ...) and every option of every group,
 its default and the comment written above it in the yaml. tests/test_docs.py fails when the
 file in the repository differs from what this renders.
 
-    python -m kexp.config_reference [--check] [PATH]     # default PATH: docs/configuration.md
+    python -m kexp.config.reference [--check] [PATH]     # default PATH: docs/configuration.md
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kexp.cli import config_dir, group_options, groups
+from kexp.config import config_dir, group_options, groups
 
 DEFAULT_PATH = Path("docs/configuration.md")
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w.]*):(?P<value>.*)$")
@@ -86,7 +86,7 @@ def render(root: Path | None = None) -> str:
     """The whole reference as Markdown."""
     root = root or config_dir()
     lines = ["# Configuration reference", "",
-             "Generated from `conf/` by `make docs` (`python -m kexp.config_reference`); do not "
+             "Generated from `conf/` by `make docs` (`python -m kexp.config.reference`); do not "
              "edit by hand. Every key can be set on the command line as `key=value`, every "
              "group option as `group=option`; `python -m kexp --cfg job [overrides]` prints "
              "the composed result.", ""]

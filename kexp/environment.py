@@ -1,0 +1,51 @@
+"""What kexp needs of the process it runs in: TensorFlow imported without its start-up noise,
+and whether KEXP_DEBUG asks for full tracebacks. No TensorFlow at import."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from kexp.errors import KexpError
+
+
+def debug_enabled() -> bool:
+    """KEXP_DEBUG=1: show tracebacks instead of one-line errors."""
+    return os.environ.get("KEXP_DEBUG", "") not in ("", "0")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up notices (oneDNN, CPU features) kept off stderr.
+
+    They are written straight to file descriptor 2 before absl logging is set up, so
+    TF_CPP_MIN_LOG_LEVEL cannot silence them; a failed import still shows everything.
+    """
+    if os.environ.get("TF_USE_LEGACY_KERAS", "") not in ("", "0", "false", "False"):
+        # some NVIDIA containers set it; it swaps in Keras 2, which kexp, keras-tuner and
+        # mlflow.keras cannot use
+        raise KexpError("TF_USE_LEGACY_KERAS is set: kexp needs Keras 3; unset it "
+                        "(unset TF_USE_LEGACY_KERAS) and run again")
+    if importlib.util.find_spec("tensorflow") is None:
+        raise KexpError("TensorFlow is not installed: pip install -e '.[cpu]' (or '.[gpu]' "
+                        "for the CUDA build), or `make install`")
+    if "tensorflow" in sys.modules or debug_enabled() or \
+            os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

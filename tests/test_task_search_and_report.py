@@ -39,7 +39,7 @@ def test_a_regression_search_minimizes_the_tasks_monitor(tmp_path):
 def test_a_grid_search_compares_the_losses(tmp_path):
     from kexp.tuning.search import tune
 
-    base = ["model.hidden_units=[32]", "trainer.epochs=2", "trainer.verbose=0", "logger=none",
+    base = ["model.hidden_units=[32]", "trainer.epochs=1", "trainer.verbose=0", "logger=none",
             "optimizer.lr=0.01"]
     cfg = compose_tune([*base, "tuner=grid", "search=task_loss", "tuner.top_k=6",
                         f"paths.log_dir={tmp_path}"])

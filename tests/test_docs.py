@@ -135,14 +135,26 @@ def _pick(override: str, job: int) -> str:
 
 def test_the_readme_model_family_example_composes_and_builds(tmp_path, monkeypatch):
     """The worked example of "Add a model family", as written: its files, its command."""
+    from kexp import models
+
+    cfg = compose_readme_example("Add a model family", tmp_path, monkeypatch)
+    model = models.build(cfg.model, (8, 8, 1), 10, allow_targets=["mypkg"])
+    assert model.name == "tiny_cnn" and model.output_shape == (None, 10)
+    assert model.layers[1].filters == 32  # the command's model.filters=32
+
+
+def compose_readme_example(section_title: str, where, monkeypatch, extra=()):
+    """A README worked example as written: its files under `where`, its command prechecked as
+    the CLI would, and the training config it composes (plus `extra` overrides)."""
     from hydra import compose, initialize_config_dir
 
-    from kexp import models
     from kexp.cli import config_dir, precheck
 
-    command = write_readme_example("Add a model family", tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))  # `python -m` puts the working directory first
+    command = write_readme_example(section_title, where)
+    for name in [m for m in sys.modules if m.split(".")[0] == "mypkg"]:  # another test's mypkg
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.chdir(where)
+    monkeypatch.syspath_prepend(str(where))  # `python -m` puts the working directory first
     args = shlex.split(command)[3:]
     try:
         precheck([*args, "--cfg", "job"], "train")
@@ -150,10 +162,8 @@ def test_the_readme_model_family_example_composes_and_builds(tmp_path, monkeypat
         pytest.fail(f"README command fails: {command}: exit {exc.code}")
     overrides = [a for a in args if not a.startswith("--config-dir") and a != "my_conf"]
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", [*overrides, f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"])
-    model = models.build(cfg.model, (8, 8, 1), 10, allow_targets=["mypkg"])
-    assert model.name == "tiny_cnn" and model.output_shape == (None, 10)
-    assert model.layers[1].filters == 32  # the command's model.filters=32
+        return compose("train", [*overrides, f"hydra.searchpath=[file://{where / 'my_conf'}]",
+                                 *extra])
 
 
 def write_readme_example(section_title: str, where) -> str:
@@ -172,26 +182,11 @@ def write_readme_example(section_title: str, where) -> str:
 @pytest.mark.slow
 def test_the_readme_task_example_trains_and_reports_its_metric(tmp_path, monkeypatch):
     """The worked example of "Add a task", as written, run for one tiny epoch."""
-    from hydra import compose, initialize_config_dir
-
-    from kexp.cli import config_dir, precheck
     from kexp.recipe import train
 
-    command = write_readme_example("Add a task", tmp_path)
-    for name in [m for m in sys.modules if m.split(".")[0] == "mypkg"]:  # another test's mypkg
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))  # `python -m` puts the working directory first
-    args = shlex.split(command)[3:]
-    try:
-        precheck([*args, "--cfg", "job"], "train")
-    except SystemExit as exc:
-        pytest.fail(f"README command fails: {command}: exit {exc.code}")
-    overrides = [a for a in args if not a.startswith("--config-dir") and a != "my_conf"]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", [*overrides, f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]",
-                                "trainer.epochs=1", "data.subset=256", "logger=none",
-                                "trainer.verbose=0", f"paths.log_dir={tmp_path / 'logs'}"])
+    cfg = compose_readme_example("Add a task", tmp_path, monkeypatch, [
+        "trainer.epochs=1", "data.subset=256", "logger=none", "trainer.verbose=0",
+        f"paths.log_dir={tmp_path / 'logs'}"])
     metrics = train(cfg)
     assert 0 <= metrics["test_accuracy"] <= metrics["test_top3"] <= 1
     assert "best_val_top3" in metrics

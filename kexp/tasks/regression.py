@@ -97,11 +97,7 @@ def plot_predictions(true: np.ndarray, predicted: np.ndarray, names: list[str],
         ax.set_xlabel(f"true {names[j]}")
         ax.set_ylabel(f"predicted {names[j]}")
         ax.grid(alpha=0.3)
-    fig.suptitle("test split: predicted against true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, "test split: predicted against true", path)
 
 
 def plot_residuals(true: np.ndarray, predicted: np.ndarray, names: list[str],
@@ -113,10 +109,14 @@ def plot_residuals(true: np.ndarray, predicted: np.ndarray, names: list[str],
         ax.hist(predicted[:, j] - true[:, j], bins=30)
         ax.set_xlabel(f"predicted - true {names[j]}")
         ax.grid(alpha=0.3)
-    fig.suptitle("test split: residuals")
+    return _save(fig, "test split: residuals", path)
+
+
+def _save(fig: Any, title: str, path: Path) -> Path:
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 

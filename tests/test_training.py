@@ -113,3 +113,15 @@ def test_throughput_times_training_not_validation(monkeypatch):
     assert throughput.seconds == [8.0, 8.0, 8.0]  # 8 steps an epoch; validation not counted
     assert throughput.per_second == 256 / 8.0
     assert throughput.first_step_seconds == 1.0  # from the callback's creation to step 2
+
+
+def test_the_guard_watches_every_loss_a_step_logs():
+    """A model with losses of its own (a GAN's d_loss and g_loss) is guarded like any other."""
+    guard = NonFiniteLossGuard()
+    guard.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(0, {"d_loss": 0.5, "g_loss": 1.0})
+    assert guard.failure is None
+    guard.on_train_batch_end(6, {"d_loss": 0.5, "g_loss": float("inf")})
+    assert guard.failure.startswith("non-finite g_loss (inf) at epoch 3, step 7")
+    assert guard.model.stop_training

@@ -115,7 +115,7 @@ class Task:
         best = pick(finite, key=lambda i: values[i])
         summary[f"best_{self.monitor}"] = float(values[best])
         summary["best_epoch"] = best + 1
-        summary["epochs"] = len(history.get("loss", []))
+        summary["epochs"] = len(next(iter(history.values()), []))
         return summary
 
     def evaluate(self, model: keras.Model, data: DataBundle, out: Path

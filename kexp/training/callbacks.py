@@ -59,11 +59,14 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.failure = (f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}, "
-                            f"step {batch + 1}; lower optimizer.lr or add optimizer.clipnorm")
-            self.model.stop_training = True
+        # every loss the step logs: "loss", or a model's own (a GAN's d_loss and g_loss)
+        for name, value in (logs or {}).items():
+            if name.endswith("loss") and not math.isfinite(float(value)):
+                self.failure = (f"non-finite {name} ({float(value)}) at epoch {self.epoch + 1}, "
+                                f"step {batch + 1}; lower optimizer.lr or add "
+                                f"optimizer.clipnorm")
+                self.model.stop_training = True
+                return
 
 
 class TimeBudget(keras.callbacks.Callback):

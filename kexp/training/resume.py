@@ -64,7 +64,9 @@ def backfill(tracker: object, history: dict[str, list[float]]) -> None:
     import mlflow
 
     try:
-        logged = {m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, "loss")}
+        # any per-epoch key says which epochs are logged: the first the history holds
+        key = next(iter(history))
+        logged = {m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, key)}
     except Exception as exc:  # the store went away: the run goes on; kexp.sync logs it later
         log.warning("could not read the logged epochs from %s (%s); the missing ones are "
                     "left to python -m kexp.sync", uri, str(exc).splitlines()[0])

@@ -136,7 +136,7 @@ class TrialRunner(kt.HyperModel):
                 verbose=cfg.trainer.verbose, shuffle=False)  # the pipeline shuffles
             if guard.failure:
                 raise TrainingFailed(guard.failure)
-            record.epochs += len(history.history.get("loss", []))
+            record.epochs += len(next(iter(history.history.values()), []))
             status = "FINISHED"
             return history
         except KeyboardInterrupt:

@@ -9,9 +9,11 @@ from kexp.config.rules import (
     RULES,
     STANDARDIZE,
     allowed_targets,
+    allowlist_of,
     check,
     check_complete,
     check_target,
+    import_target,
     is_address,
     is_int,
     is_number,
@@ -22,6 +24,6 @@ from kexp.config.rules import (
 )
 
 __all__ = ["CONFIG_MODULE", "DATA_SOURCES", "ROLES", "RULES", "STANDARDIZE", "allowed_targets",
-           "check", "check_complete", "check_target", "compose", "config_dir", "group_options",
-           "groups", "is_address", "is_int", "is_number", "model_family", "parse_address",
-           "validate", "validate_types"]
+           "allowlist_of", "check", "check_complete", "check_target", "compose", "config_dir",
+           "group_options", "groups", "import_target", "is_address", "is_int", "is_number",
+           "model_family", "parse_address", "validate", "validate_types"]

@@ -8,6 +8,7 @@ reads a key without `validate` having run (kexp used from Python) calls `check(k
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -104,6 +105,27 @@ def check_target(key: str, target: Any, allowed: Sequence[str] = ()) -> None:
         return
     raise KexpError(f"{key}: {target!r} is not allowed; kexp only builds from kexp.* and "
                     f"keras.*; add its module to kexp.allow_targets=[...] to trust it")
+
+
+def import_target(key: str, target: Any, allowed: Sequence[str] = ()) -> Any:
+    """The callable or class `target` (`key`'s dotted path) names, imported only once
+    `check_target` trusts it; a missing module or name is one KexpError line."""
+    check_target(key, target, allowed)
+    module_name, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise KexpError(f"{key}: cannot import '{target}' ({exc})") from None
+
+
+def allowlist_of(node: Any) -> list[str]:
+    """`kexp.allow_targets` of the whole config a group `node` belongs to ([] for a lone
+    group): OmegaConf keeps a child node's link to its root, so `build(cfg.model, ...)` honours
+    the run's allowlist without every caller passing it."""
+    root = node._get_root() if isinstance(node, DictConfig) else None
+    if root is None or root is node:
+        return []
+    return allowed_targets(root)
 
 
 def check(key: str, value: Any, family: str | None = None,

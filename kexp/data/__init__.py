@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kexp.config import allowed_targets, check_target, is_int
+from kexp.config import allowlist_of, import_target, is_int
 from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
 from kexp.errors import KexpError
@@ -64,14 +64,7 @@ def source_function(cfg: DictConfig) -> Callable[[DictConfig, int], Any]:
     `kexp.data.raw.RawSplits`."""
     target = cfg.get("_target_")
     if target is not None:
-        root = cfg._get_root() if isinstance(cfg, DictConfig) else None
-        check_target("data._target_", target,
-                     allowed_targets(root) if root is not None and root is not cfg else ())
-        module_name, _, name = str(target).rpartition(".")
-        try:
-            return getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise KexpError(f"data._target_: cannot import '{target}' ({exc})") from None
+        return import_target("data._target_", target, allowlist_of(cfg))
     source = cfg.get("source")
     if not isinstance(source, str) or source not in SOURCES:
         raise KexpError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kexp.config import allowed_targets, check_target
+from kexp.config import allowlist_of, import_target
 from kexp.errors import KexpError
 from kexp.models.flops import count_flops
 
@@ -31,12 +31,7 @@ _META_KEYS = ("_target_", "name")
 def resolve_builder(target: str, allowed: Sequence[str] = ()) -> Callable[..., Any]:
     """The builder function `target` names, imported only if it is in kexp.*, keras.* or
     `allowed` (`kexp.allow_targets`): importing a module runs its code."""
-    check_target("model._target_", target, allowed)
-    module_name, _, func_name = target.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise KexpError(f"model._target_: cannot import '{target}' ({exc})") from None
+    return import_target("model._target_", target, allowed)
 
 
 _DATA_ARGS = ("input_shape", "num_classes", "vocab_size")
@@ -54,7 +49,7 @@ def has_own_head(model_cfg: DictConfig, allow_targets: Sequence[str] | None = No
     contract kexp's builders had before tasks): classification with a softmax loss uses such
     a model whole; every other task needs a backbone."""
     if allow_targets is None:
-        allow_targets = _allowlist_of_parent(model_cfg)
+        allow_targets = allowlist_of(model_cfg)
     builder = resolve_builder(model_cfg._target_, allow_targets)
     return "num_classes" in inspect.signature(builder).parameters
 
@@ -79,7 +74,7 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
         (kexp.tasks) puts its head on it.
     """
     if allow_targets is None:
-        allow_targets = _allowlist_of_parent(model_cfg)
+        allow_targets = allowlist_of(model_cfg)
     builder = resolve_builder(model_cfg._target_, allow_targets)
     knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
              if k not in _META_KEYS}
@@ -135,7 +130,7 @@ def build(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int,
     if has_own_head(model_cfg, allow_targets):  # a whole classifier already
         return backbone(model_cfg, input_shape, vocab_size, allow_targets, num_classes)
     features = backbone(model_cfg, input_shape, vocab_size, allow_targets)
-    l1, l2 = (float(model_cfg.get(k, 0.0) or 0.0) for k in ("l1", "l2"))
+    l1, l2 = heads.penalties(model_cfg)
     return heads.attach(features, lambda x: heads.class_scores(x, num_classes, l1=l1, l2=l2))
 
 
@@ -144,17 +139,6 @@ def attach(backbone: Any, head: Callable[[Any], Any]) -> Any:
     from kexp.models import heads
 
     return heads.attach(backbone, head)
-
-
-def _allowlist_of_parent(model_cfg: DictConfig) -> list[str]:
-    """`kexp.allow_targets` of the whole config `model_cfg` belongs to ([] for a lone group).
-
-    OmegaConf keeps a child node's link to its root, so `build(cfg.model, ...)` honours the
-    run's allowlist without every caller passing it."""
-    root = model_cfg._get_root() if isinstance(model_cfg, DictConfig) else None
-    if root is None or root is model_cfg:
-        return []
-    return allowed_targets(root)
 
 
 def load_model(path, safe_mode: bool = True, compile: bool = True):

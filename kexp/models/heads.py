@@ -5,12 +5,17 @@ Each head ends in a float32 layer, so mixed precision keeps the outputs (and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 from keras import layers
 
 from kexp.models.layers import regularizer
+
+
+def penalties(model_cfg: Mapping[str, object]) -> tuple[float, float]:
+    """The head's (l1, l2): the backbone's `model.l1`/`model.l2`, 0 where it has none."""
+    return float(model_cfg.get("l1", 0.0) or 0.0), float(model_cfg.get("l2", 0.0) or 0.0)
 
 
 def class_scores(x, num_classes: int, *, probabilities: bool = True, l1: float = 0.0,

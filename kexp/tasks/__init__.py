@@ -12,12 +12,11 @@ Importing this package does not import TensorFlow or Keras: config checks use it
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from kexp.config import allowed_targets, check_target
+from kexp.config import allowed_targets, import_target
 from kexp.errors import KexpError
 from kexp.tasks.base import Task
 
@@ -26,12 +25,7 @@ __all__ = ["Task", "make_task", "task_class"]
 
 def task_class(target: str, allowed: Sequence[str] = ()) -> type[Task]:
     """The Task subclass `task._target_` names, imported only if allowlisted."""
-    check_target("task._target_", target, allowed)
-    module_name, _, name = target.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise KexpError(f"task._target_: cannot import '{target}' ({exc})") from None
+    cls = import_target("task._target_", target, allowed)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise KexpError(f"task._target_: '{target}' is not a kexp.tasks.Task subclass")
     return cls

@@ -78,7 +78,7 @@ class Classification(Task):
     def head(self, features: Any, spec: DataSpec, model_cfg: DictConfig) -> Any:
         from kexp.models import heads
 
-        l1, l2 = (float(model_cfg.get(k, 0.0) or 0.0) for k in ("l1", "l2"))
+        l1, l2 = heads.penalties(model_cfg)
         return heads.class_scores(features, spec.num_classes, probabilities=self.probabilities,
                                   l1=l1, l2=l2)
 

@@ -48,7 +48,7 @@ class Regression(Task):
     def head(self, features: Any, spec: DataSpec, model_cfg: DictConfig) -> Any:
         from kexp.models import heads
 
-        l1, l2 = (float(model_cfg.get(k, 0.0) or 0.0) for k in ("l1", "l2"))
+        l1, l2 = heads.penalties(model_cfg)
         return heads.real_values(features, spec.target_mean, spec.target_std, l1=l1, l2=l2)
 
     def compile_args(self, spec: DataSpec) -> dict[str, Any]:

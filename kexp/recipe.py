@@ -41,7 +41,6 @@ from kexp.training.callbacks import (
     fit_callbacks,
 )
 from kexp.training.multi_worker import distribute, finish_together
-from kexp.training.optimizers import build_optimizer
 from kexp.training.precision import precision_policy, seed_everything, set_determinism
 from kexp.training.schedules import build_schedule
 from kexp.training.settings import RunSettings, describe, resolve
@@ -79,7 +78,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
             initial_epoch=saved.epoch if saved else 0,
             callbacks=fit_callbacks(
-                data.epoch, guard, tracker.callback(), first=[interrupt, throughput],
+                data.epoch, guard, tracker.callback(),
+                first=[interrupt, throughput, *task.callbacks(model, data, out, tracker)],
                 between=[budget, *build_callbacks(cfg.callbacks, out, backup,
                                                   resumed=saved is not None)]),
             verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
@@ -90,7 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise KeyboardInterrupt
         if guard.failure:
             raise TrainingFailed(guard.failure)
-        keep_best_model(model, cfg.callbacks, out)
+        keep_best_model(task.exported(model), cfg.callbacks, out)
         test = model.evaluate(data.test, verbose=0, return_dict=True)
 
         # the task's closer look: the chief only, and not over a multi-worker run's distributed
@@ -103,7 +103,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                    "examples_per_second": round(throughput.per_second, 1),
                    "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2),
                    "stopped_on_time": budget.stopped_on_time}
-        record.results(model, history, metrics, scores, pictures, data.vocabulary,
+        record.results(task.exported(model), history, metrics, scores, pictures, data.vocabulary,
                        task.CURVE_METRIC)
         finish_together(model)  # multi-worker: the others wait while the chief writes
         if backup is not None:
@@ -142,13 +142,11 @@ def evaluate(folder: str | Path, batch_size: int | None = None, unsafe_load: boo
     # the model first: a refused file is reported before the data are read
     model = load_model(folder / run_dir.MODEL_FILE, safe_mode=not unsafe_load,
                        compile=False)
-    data = datasets.load(cfg.data, global_batch_size=batch_size or cfg.trainer.batch_size,
+    data = datasets.load(task.data_config(cfg.data),
+                         global_batch_size=batch_size or cfg.trainer.batch_size,
                          seed=cfg.trainer.seed)
     task.check_data(data.spec, cfg.data.name)
-    model.compile(**task.compile_args(data.spec))  # the loss and metrics the run reported
-    result = model.evaluate(data.test, verbose=0, return_dict=True)
-    metrics = {**{f"test_{k}": float(v) for k, v in result.items()},
-               "num_test": data.spec.num_test}
+    metrics = {**task.retest(model, data), "num_test": data.spec.num_test}
     (folder / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -163,12 +161,14 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
     task = make_task(cfg)
     strategy = make_strategy(cfg.strategy)
     settings = resolve(cfg, strategy)
-    data = load_data(cfg.data, global_batch_size=settings.global_batch_size,
+    data = load_data(task.data_config(cfg.data), global_batch_size=settings.global_batch_size,
                      seed=cfg.trainer.seed)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         data = dataclasses.replace(data, **{split: distribute(getattr(data, split), strategy)
                                             for split in ("train", "val", "test")})
     task.check_data(data.spec, cfg.data.name)
+    task.setup(data)
+    seed_everything(cfg.trainer.seed)  # the model starts the same whatever setup drew
     steps_per_epoch = max(1, math.ceil(data.spec.num_train / settings.global_batch_size))
 
     with precision_policy(cfg.trainer.precision), strategy.scope():
@@ -188,8 +188,12 @@ def compile_model(model: keras.Model, task: Task, spec: DataSpec, cfg: DictConfi
     if cfg.callbacks.reduce_lr.enabled and cfg.schedule.name != "constant":
         raise KexpError(f"callbacks.reduce_lr needs schedule=constant (schedule="
                         f"{cfg.schedule.name} already sets the learning rate every step)")
-    lr = build_schedule(cfg.schedule, settings.learning_rate, steps_per_epoch, cfg.trainer.epochs)
-    model.compile(optimizer=build_optimizer(cfg.optimizer, lr), **task.compile_args(spec),
+
+    def schedule(base_lr: float | None) -> Any:
+        return build_schedule(cfg.schedule, settings.learning_rate if base_lr is None
+                              else float(base_lr), steps_per_epoch, cfg.trainer.epochs)
+
+    model.compile(**task.optimizers(cfg.optimizer, schedule), **task.compile_args(spec),
                   jit_compile=settings.jit_compile,
                   steps_per_execution=settings.steps_per_execution)
 
@@ -204,7 +208,11 @@ def keep_best_model(model: keras.Model, callbacks_cfg: DictConfig, out: Path) ->
 
 
 def model_card(model: keras.Model) -> dict[str, int]:
-    """What a model costs: its weights (all, and trainable) and forward FLOPs for one example."""
-    return {"params": int(model.count_params()),
-            "trainable_params": sum(math.prod(w.shape) for w in model.trainable_weights),
-            "flops": count_flops(model)}
+    """What a model costs: its weights (all, and trainable) and forward FLOPs for one example
+    (a GAN: the weights of both networks, the FLOPs of generating one image)."""
+    networks = [model.generator, model.discriminator] if hasattr(model, "generator") \
+        else [model]
+    return {"params": sum(int(n.count_params()) for n in networks),
+            "trainable_params": sum(math.prod(w.shape) for n in networks
+                                    for w in n.trainable_weights),
+            "flops": count_flops(networks[0])}

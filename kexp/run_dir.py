@@ -89,7 +89,8 @@ def plot_learning_curves(history: dict[str, list[float]], run_dir: Path,
 
     plt = pyplot()
 
-    panels = [("loss", ["loss", "val_loss"]),
+    losses = sorted(k for k in history if k.endswith("loss"))  # a GAN's d_loss, g_loss too
+    panels = [("loss", losses),
               *([(metric, [metric, f"val_{metric}"])] if metric else []),
               ("learning rate", ["learning_rate"])]
     panels = [(t, [k for k in keys if history.get(k)]) for t, keys in panels]

@@ -71,6 +71,7 @@ ANY_NUMBER = {
 # stands for an existing file.
 PROBES = {
     "task.class_weights": ["[-1]", "[]"],
+    "model.depth": ["-1"],  # dcgan's is null: it follows the image size
     "optimizer.weight_decay": ["-1"],
     "optimizer.clipnorm": ["0"],
     "optimizer.clipvalue": ["0"],

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kexp.errors import KexpError
-from kexp.models import build, names, resolve_builder
+from kexp.models import backbone_names, build, names, resolve_builder
 from tests.test_models import model_cfg
 
 # the presets the model-zoo issue promises, each a config option of its own
@@ -38,7 +38,7 @@ def tiny(name: str) -> dict:
 
 
 def cases():
-    for name in names():
+    for name in backbone_names():  # the generative presets: tests/test_gan.py
         if is_text(name):
             yield from (pytest.param(name, data, id=f"{name}-{data}") for data in TEXT_DATA)
         else:

@@ -41,6 +41,13 @@ def test_wheel_ships_every_config(wheel):
     assert "kexp = kexp.__main__:main" in scripts and "kexp-eval = kexp.eval:main" in scripts
 
 
+def test_wheel_ships_every_package(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = [str(p.relative_to(ROOT)) for p in (ROOT / "kexp").rglob("__init__.py")
+                if "__pycache__" not in p.parts]
+    assert [p for p in packages if p not in names] == []
+
+
 def test_installed_wheel_composes_outside_the_checkout(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",

@@ -61,12 +61,24 @@ def validate(cfg: DictConfig) -> None:
         check_target("data._target_", target, allowed_targets(cfg))
 
 
+# kexp's builders of a generator and a discriminator (kexp.models.generative), by family
+GENERATIVE_FAMILIES = ("gan_mlp", "dcgan")
+
+
 def check_task(cfg: DictConfig) -> None:
     """`task.*` against the task's own rules (kexp.tasks, no TensorFlow), and the tuner's
     objective against the metrics that task logs."""
     from kexp.tasks import make_task
 
     task = make_task(cfg)
+    family = model_family(OmegaConf.select(cfg, "model._target_", default=None))
+    name = OmegaConf.select(cfg, "model.name", default=family)
+    if family is not None and (family in GENERATIVE_FAMILIES) != task.GENERATIVE:
+        if task.GENERATIVE:
+            raise KexpError(f"model={name}: task=gan needs a generator and a discriminator; "
+                            f"use model={' or model='.join(GENERATIVE_FAMILIES)}")
+        raise KexpError(f"model={name} builds a generator and a discriminator: use it with "
+                        f"task=gan")
     for key in ("tuner.objective", *(f"callbacks.{c}.monitor"
                                      for c in ("early_stopping", "checkpoint", "reduce_lr"))):
         value = OmegaConf.select(cfg, key, default=_MISSING)
@@ -343,7 +355,8 @@ def _densenet_depth(v: Any) -> bool:
 # model knobs that are layer sizes or counts, in whichever families have them
 _MODEL_SIZES = ("hidden_units", "dense_units", "filters", "dilations", "kernel_size", "units",
                 "layers", "embedding_dim", "embed_dim", "ff_dim", "num_heads", "num_blocks",
-                "growth_rate", "attention_units", "attention_reduction")
+                "growth_rate", "attention_units", "attention_reduction", "latent_dim",
+                "generator_units", "discriminator_units")
 _POSITIVE_INT = (_positive_int, "a positive integer")
 _FRACTION = (_open_fraction, "a number strictly between 0 and 1")
 _RATE = (_below_one, "a number in [0, 1)")
@@ -407,15 +420,19 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.l2": (_non_negative_number, "a number >= 0"),
     "model.width": (_positive_number, "a positive number"),
     "model.recurrent_dropout": _RATE,
+    "model.leaky_slope": (_non_negative_number, "a number >= 0 (the LeakyReLU slope below 0)"),
     **{f"model.{key}": (_sizes, "a positive integer or a list of positive integers")
        for key in _MODEL_SIZES},
-    "model.depth": _POSITIVE_INT,
+    # null: dcgan follows the image size (the families with a fixed set have rules below)
+    "model.depth": (_or_null(_positive_int), "a positive integer"),
     "model.activation": _choice(*ACTIVATIONS),
     "model.kernel_initializer": _choice(*INITIALIZERS),
     "model.attention": _choice("none", "se", "cbam"),
     "callbacks.early_stopping.patience": (_non_negative_int, "an integer >= 0"),
     "callbacks.early_stopping.min_delta": (_non_negative_number, "a number >= 0"),
     "callbacks.checkpoint.mode": _choice("max", "min", "auto"),
+    "callbacks.early_stopping.mode": _choice("max", "min", "auto"),
+    "callbacks.reduce_lr.mode": _choice("max", "min", "auto"),
     "callbacks.reduce_lr.patience": (_non_negative_int, "an integer >= 0"),
     "callbacks.reduce_lr.factor": _FRACTION,
     "callbacks.reduce_lr.min_lr": (_non_negative_number, "a number >= 0"),
@@ -508,6 +525,9 @@ FAMILY_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "transformer": {"model.positional": _choice("learned", "sinusoidal"),
                     "model.pooling": _choice("mean", "max", "cls")},
     "vgg": {"model.depth": _choice(11, 13, 16, 19)},
+    # 64-pixel images take 4 stages, 256 pixels 6
+    "dcgan": {"model.depth": (_or_null(lambda v: _positive_int(v) and v <= 6),
+                              "an integer from 1 to 6, or null to follow the image size")},
 }
 
 

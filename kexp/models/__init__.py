@@ -21,7 +21,7 @@ from kexp.config import allowlist_of, import_target
 from kexp.errors import KexpError
 from kexp.models.flops import count_flops
 
-__all__ = ["attach", "backbone", "build", "count_flops", "load_model", "names",
+__all__ = ["attach", "backbone", "backbone_names", "build", "count_flops", "load_model", "names",
            "resolve_builder"]
 
 # keys in a model yaml that describe the model rather than feed the builder
@@ -42,6 +42,19 @@ def names() -> list[str]:
     from kexp.config import group_options
 
     return group_options("model")
+
+
+def backbone_names() -> list[str]:
+    """The presets that build one network (a backbone, or a whole classifier): every option
+    but the generative ones (gan_mlp, dcgan), which build a generator and a discriminator
+    for task=gan."""
+    from kexp.config import compose, config_dir
+    from kexp.models.generative import is_generative
+
+    def target(name: str) -> str:
+        return compose(config_dir(), "train", [f"model={name}"]).model._target_
+
+    return [n for n in names() if not is_generative(resolve_builder(target(n)))]
 
 
 def has_own_head(model_cfg: DictConfig, allow_targets: Sequence[str] | None = None) -> bool:
@@ -76,6 +89,9 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
     if allow_targets is None:
         allow_targets = allowlist_of(model_cfg)
     builder = resolve_builder(model_cfg._target_, allow_targets)
+    if getattr(builder, "generative", False):
+        raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} builds a generator "
+                        f"and a discriminator: use it with task=gan")
     knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
              if k not in _META_KEYS}
     accepted = inspect.signature(builder).parameters

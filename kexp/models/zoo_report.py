@@ -85,10 +85,10 @@ def rows() -> list[dict[str, object]]:
     from omegaconf import OmegaConf
 
     from kexp.config import compose, config_dir
-    from kexp.models import build, count_flops, names, resolve_builder
+    from kexp.models import backbone_names, build, count_flops, resolve_builder
 
     table = []
-    for name in names():
+    for name in backbone_names():
         model_cfg = compose(config_dir(), "train", [f"model={name}"]).model
         is_text = "vocab_size" in inspect.signature(resolve_builder(model_cfg._target_)).parameters
         shape, classes = natural_input(name, is_text)

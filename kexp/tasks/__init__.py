@@ -42,4 +42,6 @@ def make_task(cfg: DictConfig) -> Task:
     settings = {k: v for k, v in OmegaConf.to_container(task_cfg, resolve=True).items()
                 if k != "_target_"}
     cls.check_settings(settings)
-    return cls(settings)
+    task = cls(settings)
+    task.cfg = cfg
+    return task

@@ -7,7 +7,7 @@ config checks, before TensorFlow loads. Methods that build or compile import Ker
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +40,14 @@ class Task:
     KNOBS: dict[str, tuple[Any, str]] = {}
     # the metric learning curves plot beside the loss (its train and val curves)
     CURVE_METRIC: str | None = None
+    # True: the task trains a generator and a discriminator (model=gan_mlp, model=dcgan)
+    GENERATIVE = False
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = dict(settings)
+        # the whole run config, set by make_task: for a task that needs more than its own
+        # settings (a GAN's reference classifier lives under paths.log_dir)
+        self.cfg: DictConfig | None = None
         self.loss = settings.get("loss")
         self.monitor = str(settings.get("monitor", "val_loss"))
         self.mode = str(settings.get("mode", "min"))
@@ -80,8 +85,15 @@ class Task:
 
     # ------------------------------------------------------------------ what the task reads
 
+    def data_config(self, data_cfg: DictConfig) -> DictConfig:
+        """The `data` config the task reads its data with (default: as configured)."""
+        return data_cfg
+
     def check_data(self, spec: DataSpec, data_name: str) -> None:
         """One-line KexpError when the data do not fit this task (say what would)."""
+
+    def setup(self, data: DataBundle) -> None:
+        """Work a run needs once its data are loaded and before its model is built."""
 
     # ------------------------------------------------------------------ model and training
 
@@ -101,6 +113,24 @@ class Task:
     def compile_args(self, spec: DataSpec) -> dict[str, Any]:
         """`loss` and `metrics` for `model.compile`."""
         raise NotImplementedError
+
+    def optimizers(self, optimizer_cfg: DictConfig, schedule: Callable[[float | None], Any]
+                   ) -> dict[str, Any]:
+        """The optimizer arguments of `model.compile`. `schedule(lr)` is the learning rate
+        (schedule) of a given base rate, None for the configured one."""
+        from kexp.training.optimizers import build_optimizer
+
+        return {"optimizer": build_optimizer(optimizer_cfg, schedule(None))}
+
+    def callbacks(self, model: keras.Model, data: DataBundle, out: Path | None,
+                  tracker: Any) -> list[Any]:
+        """Callbacks of the task's own that add to the epoch logs before the monitor is read
+        (`out`: the run directory; None in a tuning trial)."""
+        return []
+
+    def exported(self, model: keras.Model) -> keras.Model:
+        """The model a finished run saves and logs (default: the trained model itself)."""
+        return model
 
     # ------------------------------------------------------------------ judging the result
 
@@ -123,6 +153,13 @@ class Task:
         """Look closer at the test split after training: (files written into `out`, metrics
         for metrics.json and MLflow, metrics for MLflow only). Default: nothing."""
         return [], {}, {}
+
+    def retest(self, model: keras.Model, data: DataBundle) -> dict[str, float]:
+        """`kexp.eval`: the saved model (loaded without its compile state) tested again,
+        with the loss and metrics the run reported."""
+        model.compile(**self.compile_args(data.spec))
+        result = model.evaluate(data.test, verbose=0, return_dict=True)
+        return {f"test_{k}": float(v) for k, v in result.items()}
 
     def headline(self, metrics: dict[str, Any]) -> str:
         """The final log line's numbers."""

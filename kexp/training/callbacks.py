@@ -190,7 +190,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, backup: RunBackup | None = N
     if cfg.early_stopping.enabled:
         es = cfg.early_stopping
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
+            monitor=es.monitor, mode=es.get("mode", "auto"), patience=es.patience,
+            min_delta=es.min_delta,
             restore_best_weights=es.restore_best_weights))
     if cfg.checkpoint.enabled:
         callbacks.append(AtomicCheckpoint(
@@ -199,7 +200,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, backup: RunBackup | None = N
     if cfg.reduce_lr.enabled:
         rl = cfg.reduce_lr
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=rl.monitor, factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+            monitor=rl.monitor, mode=rl.get("mode", "auto"), factor=rl.factor,
+            patience=rl.patience, min_lr=rl.min_lr))
     if backup is not None:
         backup.track(callbacks)
         callbacks.append(backup)

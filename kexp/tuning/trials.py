@@ -28,6 +28,7 @@ from kexp import data as datasets
 from kexp.config import validate
 from kexp.errors import TrainingFailed
 from kexp.recipe import model_card, prepare
+from kexp.tasks import make_task
 from kexp.tracking import make_tracker
 from kexp.tracking.tracker import run_identity
 from kexp.training.callbacks import NonFiniteLossGuard, fit_callbacks
@@ -131,8 +132,10 @@ class TrialRunner(kt.HyperModel):
             history = model.fit(
                 self._data.train, validation_data=self._data.val,
                 epochs=epochs or cfg.trainer.epochs, initial_epoch=initial_epoch,
-                callbacks=fit_callbacks(self._data.epoch, guard, tracker.callback(),
-                                        between=callbacks),
+                callbacks=fit_callbacks(
+                    self._data.epoch, guard, tracker.callback(),
+                    first=make_task(cfg).callbacks(model, self._data, None, tracker),
+                    between=callbacks),
                 verbose=cfg.trainer.verbose, shuffle=False)  # the pipeline shuffles
             if guard.failure:
                 raise TrainingFailed(guard.failure)

@@ -1,0 +1,203 @@
+"""The GAN as one `keras.Model`: a generator and a discriminator trained against each other
+by their own `train_step` (the keras-io GAN pattern, Keras 3 on the TensorFlow backend).
+
+- Randomness comes from a `SeedGenerator` the model owns, and the grid's fixed noise is a
+  model variable: both are in `model.variables`, so a run's backup resumes them exactly.
+- Two optimizers: `optimizer` (the generator's, what Keras' `compile` sees) and
+  `d_optimizer`; `optimizers` lists both for the backup. Under mixed_float16 Keras wraps only
+  the first in a LossScaleOptimizer; `compile` wraps the second, and each loss is scaled
+  inside its tape (`scale_loss`).
+- Under tf.distribute each replica's loss is its sum divided by the *global* batch (the
+  optimizers sum the replicas' gradients); the trackers get the per-replica mean, which
+  Keras averages over replicas, so the logs read the same for any number of replicas.
+- `save()` writes the generator alone: a GAN run's model.keras is the model a user samples
+  from, a plain functional model that loads in safe mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from kexp.tasks.gan import losses
+from kexp.tasks.gan.pictures import to_uint8
+
+GRID_ROWS = 10  # the fixed-noise grid is 10 x 10: one row per class when conditional
+PENALTY_EPSILON = 1e-12  # inside the square root: the gradient norm's gradient stays finite
+
+
+class GAN(keras.Model):
+    """A generator and a discriminator with their adversarial train and test steps.
+
+    Args:
+        generator: noise (and an int label when `label_classes`) -> images in [-1, 1].
+        discriminator: images (and a label) -> one score per image.
+        latent_dim: length of the noise vector.
+        label_classes: > 0: conditional on the data's labels; 0: unconditional.
+        loss: one of `losses.LOSSES`.
+        n_critic: discriminator steps per generator step (5 for wgan_gp in the paper).
+        gp_weight: weight of the gradient penalty (wgan_gp).
+        label_smoothing: one-sided: the discriminator's target for real images is
+            1 - label_smoothing (bce, lsgan).
+        seed: seed of the model's random stream and of the fixed grid noise.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, *, latent_dim: int,
+                 label_classes: int = 0, loss: str = "bce", n_critic: int = 1,
+                 gp_weight: float = 10.0, label_smoothing: float = 0.0,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(name=kwargs.pop("name", "gan"), **kwargs)
+        self.generator, self.discriminator = generator, discriminator
+        self.latent_dim, self.label_classes = int(latent_dim), int(label_classes)
+        self.kind, self.n_critic = loss, int(n_critic)
+        self.gp_weight, self.label_smoothing = float(gp_weight), float(label_smoothing)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        rng = np.random.default_rng(seed)
+        count = GRID_ROWS * GRID_ROWS
+        self.fixed_noise = self.add_weight(
+            shape=(count, self.latent_dim), trainable=False, name="fixed_noise",
+            initializer=keras.initializers.Constant(
+                rng.standard_normal((count, self.latent_dim)).astype("float32")))
+        # row r of the grid shows class r (mod the number of classes)
+        self.fixed_labels = np.arange(count) // GRID_ROWS % max(1, self.label_classes)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in
+                         ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")}
+        self.d_optimizer: keras.optimizers.Optimizer | None = None
+        self.built = True
+
+    # ------------------------------------------------------------------ Keras plumbing
+
+    def compile(self, optimizer: keras.optimizers.Optimizer,
+                d_optimizer: keras.optimizers.Optimizer, **kwargs: Any) -> None:
+        """`optimizer` trains the generator, `d_optimizer` the discriminator; other keyword
+        arguments (jit_compile, steps_per_execution) go to Keras' `compile`."""
+        super().compile(optimizer=optimizer, **kwargs)
+        if (self.dtype_policy.name == "mixed_float16"
+                and not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer)):
+            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+        self.d_optimizer = d_optimizer
+        # each optimizer's slots are for its own network's weights (built now, so Keras
+        # does not build the generator's on every trainable variable of the model)
+        self.optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def optimizers(self) -> list[keras.optimizers.Optimizer]:
+        return [self.optimizer, self.d_optimizer]
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.trackers.values())
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return self.generator(inputs, training=training)
+
+    def save(self, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        """Save the generator, the part a user samples from (see the module docstring)."""
+        self.generator.save(filepath, *args, **kwargs)
+
+    # ------------------------------------------------------------------ the game
+
+    def noise(self, batch: Any) -> Any:
+        return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+
+    def generate(self, noise: Any, labels: Any = None, training: bool = False) -> Any:
+        inputs = [noise, labels] if self.label_classes else noise
+        return self.generator(inputs, training=training)
+
+    def judge(self, images: Any, labels: Any = None, training: bool = False) -> Any:
+        inputs = [images, labels] if self.label_classes else images
+        return ops.reshape(self.discriminator(inputs, training=training), (-1,))
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        real, labels = self._real(data)
+        batch = ops.shape(real)[0]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        for _ in range(self.n_critic):
+            noise = self.noise(batch)
+            with tf.GradientTape() as tape:
+                fake = self.generate(noise, labels, training=True)
+                real_scores = self.judge(real, labels, training=True)
+                fake_scores = self.judge(fake, labels, training=True)
+                d_loss = ops.mean(losses.discriminator_loss(
+                    self.kind, real_scores, fake_scores, self.label_smoothing))
+                if self.kind == "wgan_gp":
+                    d_loss += self.gp_weight * ops.mean(self._penalty(real, fake, labels))
+                d_loss += self._regularization(self.discriminator)
+                scaled = self.d_optimizer.scale_loss(d_loss / replicas)
+            weights = self.discriminator.trainable_variables
+            grads = tape.gradient(scaled, weights)
+            self.d_optimizer.apply_gradients(zip(grads, weights, strict=True))
+
+        noise = self.noise(batch)
+        with tf.GradientTape() as tape:
+            g_scores = self.judge(self.generate(noise, labels, training=True), labels,
+                                  training=True)
+            g_loss = ops.mean(losses.generator_loss(self.kind, g_scores))
+            g_loss += self._regularization(self.generator)
+            scaled = self.optimizer.scale_loss(g_loss / replicas)
+        weights = self.generator.trainable_variables
+        grads = tape.gradient(scaled, weights)
+        self.optimizer.apply_gradients(zip(grads, weights, strict=True))
+        return self._track(d_loss, g_loss, real_scores, fake_scores)
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        """The same losses on held-out images, nothing updated (wgan_gp: without the
+        penalty, which needs the gradient with respect to the images)."""
+        real, labels = self._real(data)
+        fake = self.generate(self.noise(ops.shape(real)[0]), labels)
+        real_scores, fake_scores = self.judge(real, labels), self.judge(fake, labels)
+        d_loss = ops.mean(losses.discriminator_loss(self.kind, real_scores, fake_scores,
+                                                    self.label_smoothing))
+        g_loss = ops.mean(losses.generator_loss(self.kind, fake_scores))
+        return self._track(d_loss, g_loss, real_scores, fake_scores)
+
+    # ------------------------------------------------------------------ parts of a step
+
+    def _real(self, data: Any) -> tuple[Any, Any]:
+        """The batch's images mapped from the pipeline's [0, 1] to the generator's [-1, 1],
+        and its labels (None when unconditional)."""
+        images, labels = data[0], data[1]
+        real = ops.cast(images, "float32") * 2.0 - 1.0
+        return real, (ops.cast(labels, "int32") if self.label_classes else None)
+
+    def _penalty(self, real: Any, fake: Any, labels: Any) -> Any:
+        """Per-example (||grad D(x_hat)|| - 1)^2 at x_hat drawn uniformly on the line from a
+        generated image to a real one (Gulrajani et al. 2017)."""
+        weight = keras.random.uniform((ops.shape(real)[0], 1, 1, 1),
+                                      seed=self.seed_generator)
+        mixed = weight * real + (1.0 - weight) * ops.cast(fake, real.dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(mixed)
+            scores = self.judge(mixed, labels, training=True)
+        grads = tape.gradient(scores, mixed)
+        norm = ops.sqrt(ops.sum(ops.square(grads), axis=[1, 2, 3]) + PENALTY_EPSILON)
+        return ops.square(norm - 1.0)
+
+    @staticmethod
+    def _regularization(network: keras.Model) -> Any:
+        """The network's weight penalties (model.l1/l2 of a builder that has them)."""
+        return ops.sum(network.losses) if network.losses else 0.0
+
+    def _track(self, d_loss: Any, g_loss: Any, real_scores: Any, fake_scores: Any
+               ) -> dict[str, Any]:
+        real_ok, fake_called_real = losses.judged_real(self.kind, real_scores, fake_scores)
+        for name, value in (("d_loss", d_loss), ("g_loss", g_loss),
+                            ("d_real_accuracy", ops.mean(ops.cast(real_ok, "float32"))),
+                            ("d_fake_accuracy",
+                             1.0 - ops.mean(ops.cast(fake_called_real, "float32")))):
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # ------------------------------------------------------------------ pictures
+
+    def fixed_grid_images(self) -> np.ndarray:
+        """The fixed noise's images (GRID_ROWS**2, H, W, C) as uint8, for the grid."""
+        labels = ops.convert_to_tensor(self.fixed_labels, "int32") if self.label_classes \
+            else None
+        images = self.generate(self.fixed_noise, labels)
+        return to_uint8(ops.convert_to_numpy(images))

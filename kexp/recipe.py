@@ -159,6 +159,7 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
     seed_everything(cfg.trainer.seed)
     set_determinism(cfg.trainer.get("deterministic", False))
     task = make_task(cfg)
+    task.check_model(cfg.model, allowed_targets(cfg))  # before the data load
     strategy = make_strategy(cfg.strategy)
     settings = resolve(cfg, strategy)
     data = load_data(task.data_config(cfg.data), global_batch_size=settings.global_batch_size,

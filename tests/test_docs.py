@@ -19,7 +19,7 @@ README = ROOT / "README.md"
 # module (or console script) -> (module, its top-level config)
 MODULES = {name: (module, config) for module, config in (
     ("kexp", "train"), ("kexp.tune", "tune"), ("kexp.eval", "eval"), ("kexp.sync", "sync"),
-    ("kexp.report", "report"))
+    ("kexp.report", "report"), ("kexp.generate", "generate"), ("kexp.stylize", "stylize"))
     for name in (module, module.replace(".", "-"))}
 # commands that need a finished run, a server or a second machine: the tests that run them
 RUN_ELSEWHERE = {
@@ -30,6 +30,10 @@ RUN_ELSEWHERE = {
         "test_e2e.py::test_from_run_repeats_a_logged_run_as_a_new_linked_run",
     "python -m kexp.sync run_dir=":
         "test_tracking_faults.py::test_store_lost_mid_run_then_synced_once",
+    "python -m kexp.generate run_dir=":
+        "test_gan.py::test_generate_writes_the_files_other_tools_read",
+    "python -m kexp.stylize content=":
+        "test_stylize.py::test_end_to_end_as_a_subprocess_and_as_one_mlflow_run",
     "python -m kexp --config-dir my_conf task=":
         "test_docs.py::test_the_readme_task_example_trains_and_reports_its_metric",
     "python -m kexp --config-dir my_conf":

@@ -61,24 +61,12 @@ def validate(cfg: DictConfig) -> None:
         check_target("data._target_", target, allowed_targets(cfg))
 
 
-# kexp's builders of a generator and a discriminator (kexp.models.generative), by family
-GENERATIVE_FAMILIES = ("gan_mlp", "dcgan")
-
-
 def check_task(cfg: DictConfig) -> None:
     """`task.*` against the task's own rules (kexp.tasks, no TensorFlow), and the tuner's
     objective against the metrics that task logs."""
     from kexp.tasks import make_task
 
     task = make_task(cfg)
-    family = model_family(OmegaConf.select(cfg, "model._target_", default=None))
-    name = OmegaConf.select(cfg, "model.name", default=family)
-    if family is not None and (family in GENERATIVE_FAMILIES) != task.GENERATIVE:
-        if task.GENERATIVE:
-            raise KexpError(f"model={name}: task=gan needs a generator and a discriminator; "
-                            f"use model={' or model='.join(GENERATIVE_FAMILIES)}")
-        raise KexpError(f"model={name} builds a generator and a discriminator: use it with "
-                        f"task=gan")
     for key in ("tuner.objective", *(f"callbacks.{c}.monitor"
                                      for c in ("early_stopping", "checkpoint", "reduce_lr"))):
         value = OmegaConf.select(cfg, key, default=_MISSING)

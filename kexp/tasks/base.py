@@ -40,8 +40,6 @@ class Task:
     KNOBS: dict[str, tuple[Any, str]] = {}
     # the metric learning curves plot beside the loss (its train and val curves)
     CURVE_METRIC: str | None = None
-    # True: the task trains a generator and a discriminator (model=gan_mlp, model=dcgan)
-    GENERATIVE = False
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = dict(settings)
@@ -84,6 +82,16 @@ class Task:
         return (*(f"val_{n}" for n in names), *names)
 
     # ------------------------------------------------------------------ what the task reads
+
+    def check_model(self, model_cfg: DictConfig, allow_targets: Sequence[str] = ()) -> None:
+        """One-line KexpError when the model cannot serve this task; runs before the data
+        load. Default: any builder of one network (not a generator-discriminator pair)."""
+        from kexp.models import resolve_builder
+        from kexp.models.generative import is_generative
+
+        if is_generative(resolve_builder(model_cfg._target_, allow_targets)):
+            raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} builds a "
+                            f"generator and a discriminator: use it with task=gan")
 
     def data_config(self, data_cfg: DictConfig) -> DictConfig:
         """The `data` config the task reads its data with (default: as configured)."""

@@ -59,7 +59,6 @@ class Gan(Task):
         "reference_epochs": (_positive_int, "a positive integer"),
     }
     CURVE_METRIC = "fd_refcnn"
-    GENERATIVE = True
 
     @classmethod
     def logged_metrics(cls) -> tuple[str, ...]:
@@ -119,17 +118,23 @@ class Gan(Task):
 
     # ------------------------------------------------------------------ model and training
 
+    def check_model(self, model_cfg: DictConfig, allow_targets: Sequence[str] = ()) -> None:
+        from kexp.models import resolve_builder
+        from kexp.models.generative import is_generative
+
+        if not is_generative(resolve_builder(model_cfg._target_, allow_targets)):
+            raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)}: task=gan "
+                            f"needs a generator and a discriminator; use model=gan_mlp or "
+                            f"model=dcgan")
+
     def build_model(self, model_cfg: DictConfig, spec: DataSpec,
                     allow_targets: Sequence[str] = ()) -> keras.Model:
         from kexp.models import resolve_builder
-        from kexp.models.generative import is_generative
         from kexp.tasks.gan.model import GAN
 
+        self.check_model(model_cfg, allow_targets)
         builder = resolve_builder(model_cfg._target_, allow_targets)
         name = model_cfg.get("name", model_cfg._target_)
-        if not is_generative(builder):
-            raise KexpError(f"task=gan needs a generator and a discriminator, but model={name} "
-                            f"builds one network; use model=gan_mlp or model=dcgan")
         knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
                  if k not in ("_target_", "name")}
         classes = spec.num_classes if self.conditional else 0

@@ -225,3 +225,17 @@ def test_generate_refuses_bad_arguments_in_one_line(gan_run, tmp_path):
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and named in lines[0], done.stderr
+
+
+def test_the_report_ranks_gan_runs_by_distance_and_shows_the_grid(gan_run, tmp_path):
+    _, _, log_dir = gan_run
+    from kexp.tracking import runs
+    from kexp.tracking.report_page import write_report
+
+    uri = f"sqlite:///{log_dir}/mlflow.db"
+    frame = runs.load_runs(uri, "kexp")
+    rank = runs.ranking(frame)
+    assert (rank.metric, rank.higher) == ("metrics.test_fd_refcnn", False)
+    page = write_report(frame, uri, "kexp", tmp_path / "report.html").read_text()
+    assert 'alt="samples"' in page and 'alt="best_run"' in page
+    assert "test_fd_refcnn" in page and "real_fd_refcnn" in page

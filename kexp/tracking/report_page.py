@@ -21,6 +21,7 @@ from typing import Any
 
 FORMATS = {"html": ".html", "md": ".md"}
 COUNT_COLUMNS = ("params", "flops")  # whole numbers worth thousands separators
+GAN_GRID = "samples_grid.png"  # kexp.tasks.gan.pictures.GRID_FILE (that module reads numpy)
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1, h2, h3 { font-weight: 600; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
@@ -102,6 +103,10 @@ def _task_sections(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, top: int, s
              **{key: best.get(f"params.{key}") for key in runs.KEY_PARAMS}}
     doc.paragraph(f"{best['run_name']} (run {best['run_id']}): " + ", ".join(
         f"{k} {_cell(v, k)}" for k, v in facts.items() if _cell(v, k)))
+    grid = runs.artifact_bytes(uri, best["run_id"], GAN_GRID) if "g_loss" in rank.losses \
+        else None
+    if grid is not None:  # a GAN: what its generator draws
+        doc.image(grid, f"samples{tag}")
     leaders = runs.top_runs(frame, top, rank)
     history = runs.metric_history(uri, leaders, rank.curves)
     names = dict(zip(frame["run_id"], frame["run_name"], strict=True))
@@ -138,7 +143,10 @@ class HtmlDoc:
         self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def figure(self, fig: Any, name: str) -> None:
-        data = base64.b64encode(_png(fig)).decode("ascii")
+        self.image(_png(fig), name)
+
+    def image(self, png: bytes, name: str) -> None:
+        data = base64.b64encode(png).decode("ascii")
         self.parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
 
     def text(self, title: str) -> str:
@@ -167,8 +175,11 @@ class MarkdownDoc:
                                     for line in lines))
 
     def figure(self, fig: Any, name: str) -> None:
+        self.image(_png(fig), name)
+
+    def image(self, png: bytes, name: str) -> None:
         self.files.mkdir(parents=True, exist_ok=True)
-        (self.files / f"{name}.png").write_bytes(_png(fig))
+        (self.files / f"{name}.png").write_bytes(png)
         self.parts.append(f"![{name}]({self.files.name}/{name}.png)")
 
     def text(self, title: str) -> str:

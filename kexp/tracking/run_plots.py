@@ -24,8 +24,8 @@ def learning_curves(history: pd.DataFrame, labels: Mapping[str, str],
     """The task's metric (accuracy, rmse, ...) and the loss per epoch of every run in
     `history` (`runs.metric_history`), one colour a run, validation solid and training
     dashed; `labels` names runs by id."""
-    panels = [(rank.name, f"val_{rank.name}"), ("loss", "val_loss")]
-    fig = Figure(figsize=(10, 3.8))
+    panels = [(rank.name, f"val_{rank.name}"), *((k, f"val_{k}") for k in rank.losses)]
+    fig = Figure(figsize=(5 * len(panels), 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     colours = [f"C{i % 10}" for i in range(len(labels))]
     for ax, (train_key, val_key) in zip(axes, panels, strict=True):

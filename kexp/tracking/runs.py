@@ -48,6 +48,8 @@ class Ranking:
     monitor: str = "val_accuracy"
     higher: bool = True
     extra: tuple[str, ...] = ()
+    # the per-epoch losses the curves show beside the metric (a GAN's: g_loss and d_loss)
+    losses: tuple[str, ...] = ("loss",)
 
     @property
     def name(self) -> str:  # "accuracy", "rmse": the per-epoch metric
@@ -63,10 +65,16 @@ class Ranking:
 
     @property
     def curves(self) -> tuple[str, ...]:
-        return ("loss", "val_loss", self.name, f"val_{self.name}")
+        return (*(k for loss in self.losses for k in (loss, f"val_{loss}")), self.name,
+                f"val_{self.name}")
 
 
 CLASSIFIED = Ranking()
+# test metrics the runs table shows beside the ranked one, where a task logs them (a GAN's
+# real_* are the real-vs-real floor its distances are read against)
+EXTRA_METRICS = ("metrics.test_mae", "metrics.test_rmse", "metrics.test_r2", "metrics.test_ece",
+                 "metrics.test_kid_refcnn", "metrics.test_cs_refcnn", "metrics.real_fd_refcnn",
+                 "metrics.test_label_accuracy_refcnn")
 RANK_METRIC = CLASSIFIED.metric
 
 
@@ -79,9 +87,9 @@ def ranking(runs: pd.DataFrame) -> Ranking:
     mode = runs.get("params.task.mode", pd.Series(["max"])).dropna()
     higher = (mode.mode().iloc[0] if not mode.empty else "max") == "max"
     extra = tuple(c.removeprefix("metrics.") for c in runs.columns
-                  if c in ("metrics.test_mae", "metrics.test_rmse", "metrics.test_r2",
-                           "metrics.test_ece") and c != f"metrics.test_{monitor[4:]}")
-    return Ranking(monitor, higher, extra)
+                  if c in EXTRA_METRICS and c != f"metrics.test_{monitor[4:]}")
+    gan = "metrics.test_g_loss" in runs and runs["metrics.test_g_loss"].notna().any()
+    return Ranking(monitor, higher, extra, ("g_loss", "d_loss") if gan else ("loss",))
 
 
 def by_task(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -233,6 +241,23 @@ def metric_history(uri: str, run_ids: Iterable[str],
             for m in _read(uri, lambda r=run_id, k=key: client.get_metric_history(r, k))]
     frame = pd.DataFrame(rows, columns=["run_id", "key", "epoch", "value"])
     return frame.sort_values(["run_id", "key", "epoch"]).reset_index(drop=True)
+
+
+def artifact_bytes(uri: str, run_id: str, path: str) -> bytes | None:
+    """The content of one artifact of a run (a GAN's samples_grid.png), None when it has
+    none or the artifact store cannot be read."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with quiet_retries():
+                local = client.download_artifacts(run_id, path, tmp)
+        except Exception:  # missing, or a store without the file: the report goes on
+            return None
+        return Path(local).read_bytes()
 
 
 def searches(runs: pd.DataFrame) -> pd.DataFrame:

@@ -79,7 +79,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             initial_epoch=saved.epoch if saved else 0,
             callbacks=fit_callbacks(
                 data.epoch, guard, tracker.callback(),
-                first=[interrupt, throughput, *task.callbacks(model, data, out, tracker)],
+                first=[interrupt, throughput,
+                       *task.callbacks(model, data, out, tracker, saved.history if saved else {})],
                 between=[budget, *build_callbacks(cfg.callbacks, out, backup,
                                                   resumed=saved is not None)]),
             verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles

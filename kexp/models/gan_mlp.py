@@ -44,9 +44,8 @@ def gan_mlp(input_shape: Sequence[int], latent_dim: int = 100,
         if batch_norm:
             x = layers.BatchNormalization(name=f"g_bn{i + 1}")(x)
         x = layers.LeakyReLU(leaky_slope)(x)
-    x = layers.Dense(math.prod(shape), name="g_pixels")(x)
-    x = layers.Activation("tanh", dtype="float32", name="g_tanh")(x)
-    images = layers.Reshape(shape, name="images")(x)
+    x = layers.Reshape(shape, name="g_image")(layers.Dense(math.prod(shape), name="g_pixels")(x))
+    images = layers.Activation("tanh", dtype="float32", name="images")(x)  # float32 under mixed
     generator = keras.Model(inputs, images, name="generator")
 
     inputs, x = image_and_label(shape, label_classes, embed_dim, as_channel=False)

@@ -14,10 +14,6 @@ from typing import Any, NamedTuple
 import keras
 from keras import layers
 
-# label embeddings start at the noise's scale: Keras' default (uniform +-0.05) is so faint
-# beside N(0, 1) noise that a conditional generator learned to ignore its label here
-UNIT_NORMAL = keras.initializers.RandomNormal(stddev=1.0)
-
 
 class GanPair(NamedTuple):
     """A generator and its discriminator, both functional `keras.Model`s."""
@@ -38,6 +34,13 @@ def is_generative(builder: Any) -> bool:
     return bool(getattr(builder, "generative", False))
 
 
+def unit_normal() -> keras.initializers.Initializer:
+    """Label embeddings start at the noise's scale: Keras' default (uniform +-0.05) is so faint
+    beside N(0, 1) noise that a conditional generator learned to ignore its label here. A new
+    initializer each time: one made at import would draw its seed before the run seeds."""
+    return keras.initializers.RandomNormal(stddev=1.0)
+
+
 def noise_and_label(latent_dim: int, label_classes: int, embed_dim: int):
     """The generator's inputs and what its first layer reads: the noise, concatenated with a
     learned embedding of the label when conditional."""
@@ -45,7 +48,7 @@ def noise_and_label(latent_dim: int, label_classes: int, embed_dim: int):
     if not label_classes:
         return noise, noise
     label = keras.Input(shape=(), dtype="int32", name="label")
-    embedded = layers.Embedding(label_classes, embed_dim, embeddings_initializer=UNIT_NORMAL,
+    embedded = layers.Embedding(label_classes, embed_dim, embeddings_initializer=unit_normal(),
                                 name="label_embedding")(label)
     return [noise, label], layers.Concatenate(name="noise_and_label")([noise, embedded])
 
@@ -62,7 +65,7 @@ def image_and_label(input_shape: tuple[int, ...], label_classes: int, embed_dim:
     label = keras.Input(shape=(), dtype="int32", name="label")
     height, width = input_shape[0], input_shape[1]
     size = height * width if as_channel else embed_dim
-    embedded = layers.Embedding(label_classes, size, embeddings_initializer=UNIT_NORMAL,
+    embedded = layers.Embedding(label_classes, size, embeddings_initializer=unit_normal(),
                                 name="label_embedding")(label)
     if as_channel:
         embedded = layers.Reshape((height, width, 1), name="label_map")(embedded)

@@ -131,9 +131,10 @@ class Task:
         return {"optimizer": build_optimizer(optimizer_cfg, schedule(None))}
 
     def callbacks(self, model: keras.Model, data: DataBundle, out: Path | None,
-                  tracker: Any) -> list[Any]:
+                  tracker: Any, history: dict[str, list[float]] | None = None) -> list[Any]:
         """Callbacks of the task's own that add to the epoch logs before the monitor is read
-        (`out`: the run directory; None in a tuning trial)."""
+        (`out`: the run directory, None in a tuning trial; `history`: the epochs a resumed
+        run has done)."""
         return []
 
     def exported(self, model: keras.Model) -> keras.Model:

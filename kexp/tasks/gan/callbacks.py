@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from kexp.tasks.gan import judge, pictures
+from kexp.tasks.gan.task import SCORES
 
 
 class QualityMonitor(keras.callbacks.Callback):
@@ -21,20 +22,26 @@ class QualityMonitor(keras.callbacks.Callback):
     and the history keeps one row per epoch."""
 
     def __init__(self, reference_dir: Path, val_images: np.ndarray, num_samples: int,
-                 every: int, seed: int) -> None:
+                 every: int, seed: int, history: dict[str, list[float]] | None = None) -> None:
         super().__init__()
         self.reference_dir, self.val_images = reference_dir, val_images
         self.num_samples, self.every, self.seed = num_samples, every, seed
         self.judge: judge.Judge | None = None
-        self.last: dict[str, float] = {}
+        # a resumed run goes on repeating the values of its last evaluation before the kill
+        self.last = {k: v[-1] for k, v in (history or {}).items()
+                     if k.startswith("val_") and k.removeprefix("val_") in SCORES and v}
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.judge = judge.Judge(self.reference_dir, self.val_images)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:  # a diverged run: the guard reports it, nothing to score
+            return
         last_epoch = epoch + 1 == self.params.get("epochs")
         if not self.last or (epoch + 1) % self.every == 0 or last_epoch:
             images, _ = judge.sample(self.model.generator, self.num_samples, self.seed)
+            if not np.isfinite(images).all():  # the guard fails the run on its loss
+                return
             found, _ = self.judge.scores(judge.to_unit(images), judge.EPOCH_KID_SUBSETS)
             self.last = {f"val_{k}": v for k, v in found.items()}
         if logs is not None:

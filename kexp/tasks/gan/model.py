@@ -8,8 +8,13 @@ by their own `train_step` (the keras-io GAN pattern, Keras 3 on the TensorFlow b
   the first in a LossScaleOptimizer; `compile` wraps the second, and each loss is scaled
   inside its tape (`scale_loss`).
 - Under tf.distribute each replica's loss is its sum divided by the *global* batch (the
-  optimizers sum the replicas' gradients); the trackers get the per-replica mean, which
-  Keras averages over replicas, so the logs read the same for any number of replicas.
+  optimizers sum the replicas' gradients; a weight penalty, the same on every replica, is
+  divided by the number of replicas); the trackers get the per-replica mean, which Keras
+  averages over replicas, so the logs read the same for any number of replicas.
+- Every replica holds the same SeedGenerator state, so a draw of one replica's batch would
+  give every replica the same noise. Each replica draws for the *global* batch and takes its
+  own rows instead: the replicas' noise (and gradient-penalty mix weights) differ, and
+  together they are what one replica draws for the whole batch.
 - `save()` writes the generator alone: a GAN run's model.keras is the model a user samples
   from, a plain functional model that loads in safe mode.
 """
@@ -102,8 +107,11 @@ class GAN(keras.Model):
 
     # ------------------------------------------------------------------ the game
 
-    def noise(self, batch: Any) -> Any:
-        return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+    def noise(self, batch: Any, rows: tuple[Any, Any] | None = None) -> Any:
+        """`batch` noise vectors: this replica's `rows` (see `_rows`) of a draw for the
+        global batch."""
+        return self._draw(lambda n: keras.random.normal((n, self.latent_dim),
+                                                        seed=self.seed_generator), batch, rows)
 
     def generate(self, noise: Any, labels: Any = None, training: bool = False) -> Any:
         inputs = [noise, labels] if self.label_classes else noise
@@ -115,10 +123,12 @@ class GAN(keras.Model):
 
     def train_step(self, data: Any) -> dict[str, Any]:
         real, labels = self._real(data)
-        batch = ops.shape(real)[0]
+        batch = tf.shape(real)[0]
+        rows = self._rows(batch)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        share = ops.cast(batch, "float32") / ops.cast(rows[1], "float32")  # of the global batch
         for _ in range(self.n_critic):
-            noise = self.noise(batch)
+            noise = self.noise(batch, rows)
             with tf.GradientTape() as tape:
                 fake = self.generate(noise, labels, training=True)
                 real_scores = self.judge(real, labels, training=True)
@@ -126,20 +136,22 @@ class GAN(keras.Model):
                 d_loss = ops.mean(losses.discriminator_loss(
                     self.kind, real_scores, fake_scores, self.label_smoothing))
                 if self.kind == "wgan_gp":
-                    d_loss += self.gp_weight * ops.mean(self._penalty(real, fake, labels))
-                d_loss += self._regularization(self.discriminator)
-                scaled = self.d_optimizer.scale_loss(d_loss / replicas)
+                    d_loss += self.gp_weight * ops.mean(self._penalty(real, fake, labels, rows))
+                penalty = self._regularization(self.discriminator)
+                scaled = self.d_optimizer.scale_loss(d_loss * share + penalty / replicas)
+                d_loss += penalty
             weights = self.discriminator.trainable_variables
             grads = tape.gradient(scaled, weights)
             self.d_optimizer.apply_gradients(zip(grads, weights, strict=True))
 
-        noise = self.noise(batch)
+        noise = self.noise(batch, rows)
         with tf.GradientTape() as tape:
             g_scores = self.judge(self.generate(noise, labels, training=True), labels,
                                   training=True)
             g_loss = ops.mean(losses.generator_loss(self.kind, g_scores))
-            g_loss += self._regularization(self.generator)
-            scaled = self.optimizer.scale_loss(g_loss / replicas)
+            penalty = self._regularization(self.generator)
+            scaled = self.optimizer.scale_loss(g_loss * share + penalty / replicas)
+            g_loss += penalty
         weights = self.generator.trainable_variables
         grads = tape.gradient(scaled, weights)
         self.optimizer.apply_gradients(zip(grads, weights, strict=True))
@@ -149,7 +161,8 @@ class GAN(keras.Model):
         """The same losses on held-out images, nothing updated (wgan_gp: without the
         penalty, which needs the gradient with respect to the images)."""
         real, labels = self._real(data)
-        fake = self.generate(self.noise(ops.shape(real)[0]), labels)
+        batch = tf.shape(real)[0]
+        fake = self.generate(self.noise(batch, self._rows(batch)), labels)
         real_scores, fake_scores = self.judge(real, labels), self.judge(fake, labels)
         d_loss = ops.mean(losses.discriminator_loss(self.kind, real_scores, fake_scores,
                                                     self.label_smoothing))
@@ -165,11 +178,36 @@ class GAN(keras.Model):
         real = ops.cast(images, "float32") * 2.0 - 1.0
         return real, (ops.cast(labels, "int32") if self.label_classes else None)
 
-    def _penalty(self, real: Any, fake: Any, labels: Any) -> Any:
+    def _rows(self, batch: Any) -> tuple[Any, Any]:
+        """(first row, global batch): where this replica's `batch` examples sit in the
+        global batch (replica r holds the r-th block; a last partial batch may split
+        unevenly). One replica: (0, batch)."""
+        context = tf.distribute.get_replica_context()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if context is None or replicas == 1:
+            return 0, batch
+        mine = tf.one_hot(context.replica_id_in_sync_group, replicas, dtype="float32")
+        sizes = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                   mine * tf.cast(batch, "float32"))
+        before = tf.reduce_sum(sizes * tf.cast(tf.range(replicas) <
+                                               context.replica_id_in_sync_group, "float32"))
+        return tf.cast(before, "int32"), tf.cast(tf.reduce_sum(sizes), "int32")
+
+    @staticmethod
+    def _draw(draw: Any, batch: Any, rows: tuple[Any, Any] | None) -> Any:
+        """`draw(n)` for the global batch, cut to this replica's rows."""
+        if rows is None:
+            return draw(batch)
+        first, total = rows
+        return draw(total)[first:first + batch]
+
+    def _penalty(self, real: Any, fake: Any, labels: Any,
+                 rows: tuple[Any, Any] | None = None) -> Any:
         """Per-example (||grad D(x_hat)|| - 1)^2 at x_hat drawn uniformly on the line from a
         generated image to a real one (Gulrajani et al. 2017)."""
-        weight = keras.random.uniform((ops.shape(real)[0], 1, 1, 1),
-                                      seed=self.seed_generator)
+        weight = self._draw(lambda n: keras.random.uniform((n, 1, 1, 1),
+                                                           seed=self.seed_generator),
+                            ops.shape(real)[0], rows)
         mixed = weight * real + (1.0 - weight) * ops.cast(fake, real.dtype)
         with tf.GradientTape() as tape:
             tape.watch(mixed)

@@ -164,14 +164,15 @@ class Gan(Task):
         return {}
 
     def callbacks(self, model: keras.Model, data: DataBundle, out: Path | None,
-                  tracker: Any) -> list[Any]:
+                  tracker: Any, history: dict[str, list[float]] | None = None) -> list[Any]:
         """The monitor's scores every epoch, and (a run, not a trial) the fixed-noise grid."""
         from kexp.tasks.gan import judge
         from kexp.tasks.gan.callbacks import FixedNoiseGrids, QualityMonitor
 
         val_images, _ = judge.split_images(data.val, self.num_samples)
         found = [QualityMonitor(self.reference_dir(data.spec), val_images, self.num_samples,
-                                int(self.settings.get("eval_every", 1)), seed=self.seed)]
+                                int(self.settings.get("eval_every", 1)), seed=self.seed,
+                                history=history)]
         return found + ([FixedNoiseGrids(out, tracker)] if out is not None else [])
 
     @property

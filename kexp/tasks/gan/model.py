@@ -125,8 +125,6 @@ class GAN(keras.Model):
         real, labels = self._real(data)
         batch = tf.shape(real)[0]
         rows = self._rows(batch)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        share = ops.cast(batch, "float32") / ops.cast(rows[1], "float32")  # of the global batch
         for _ in range(self.n_critic):
             noise = self.noise(batch, rows)
             with tf.GradientTape() as tape:
@@ -137,25 +135,39 @@ class GAN(keras.Model):
                     self.kind, real_scores, fake_scores, self.label_smoothing))
                 if self.kind == "wgan_gp":
                     d_loss += self.gp_weight * ops.mean(self._penalty(real, fake, labels, rows))
-                penalty = self._regularization(self.discriminator)
-                scaled = self.d_optimizer.scale_loss(d_loss * share + penalty / replicas)
-                d_loss += penalty
-            weights = self.discriminator.trainable_variables
-            grads = tape.gradient(scaled, weights)
-            self.d_optimizer.apply_gradients(zip(grads, weights, strict=True))
+                d_loss, scaled = self._replica_loss(d_loss, self.discriminator, self.d_optimizer,
+                                                    batch, rows)
+            self._update(tape, scaled, self.d_optimizer, self.discriminator)
 
         noise = self.noise(batch, rows)
         with tf.GradientTape() as tape:
             g_scores = self.judge(self.generate(noise, labels, training=True), labels,
                                   training=True)
             g_loss = ops.mean(losses.generator_loss(self.kind, g_scores))
-            penalty = self._regularization(self.generator)
-            scaled = self.optimizer.scale_loss(g_loss * share + penalty / replicas)
-            g_loss += penalty
-        weights = self.generator.trainable_variables
-        grads = tape.gradient(scaled, weights)
-        self.optimizer.apply_gradients(zip(grads, weights, strict=True))
+            g_loss, scaled = self._replica_loss(g_loss, self.generator, self.optimizer, batch,
+                                                rows)
+        self._update(tape, scaled, self.optimizer, self.generator)
         return self._track(d_loss, g_loss, real_scores, fake_scores)
+
+    def _replica_loss(self, loss: Any, network: keras.Model,
+                      optimizer: keras.optimizers.Optimizer, batch: Any,
+                      rows: tuple[Any, Any]) -> tuple[Any, Any]:
+        """(the loss to log, what this replica differentiates), inside the tape: the batch
+        mean plus the network's weight penalties; to differentiate, the mean weighted by this
+        replica's share of the global batch and the penalties (the same on every replica)
+        divided by the replicas, as the optimizer sums the replicas' gradients, then scaled
+        for mixed precision (a LossScaleOptimizer's apply_gradients undoes it)."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        share = ops.cast(batch, "float32") / ops.cast(rows[1], "float32")
+        penalty = self._regularization(network)
+        return loss + penalty, optimizer.scale_loss(loss * share + penalty / replicas)
+
+    @staticmethod
+    def _update(tape: tf.GradientTape, scaled: Any, optimizer: keras.optimizers.Optimizer,
+                network: keras.Model) -> None:
+        """One step of `optimizer` on `network`'s weights."""
+        weights = network.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights, strict=True))
 
     def test_step(self, data: Any) -> dict[str, Any]:
         """The same losses on held-out images, nothing updated (wgan_gp: without the

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui zoo-report bench-tune bench docs report clean
+.PHONY: install dev run test lint ui zoo-report bench-tune bench bench-gan docs report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-tune: install
 # ARGS=--quick is the reduced CI mode
 bench: install
 	$(PY) -m kexp.bench $(ARGS)
+
+# GAN training images/s: hand-written keras-io DCGAN vs kexp task=gan, and kexp's per-epoch
+# scoring cost (docs/benchmarks.md, "GAN (task=gan)"); ARGS=--quick is the reduced mode
+bench-gan: install
+	$(PY) -m kexp.tasks.gan.bench $(ARGS)
 
 # one self-contained HTML page of an experiment's runs (ARGS="experiment=NAME format=md ...")
 report: install

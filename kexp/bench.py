@@ -122,10 +122,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      args.repeats or repeats, args.kexp, Path(tmp)),
                   "cfg_job_seconds": time_cfg_job(Path(tmp))}
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(format_table(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written: {args.out}")
+    return publish(result, format_table(result), args.out)
+
+
+def publish(result: dict[str, Any], table: str, out: Path) -> dict[str, Any]:
+    """Print a benchmark's table and write its result as JSON to `out`; returns `result`."""
+    print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written: {out}")
     return result
 
 

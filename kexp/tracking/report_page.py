@@ -21,7 +21,8 @@ from typing import Any
 
 FORMATS = {"html": ".html", "md": ".md"}
 COUNT_COLUMNS = ("params", "flops")  # whole numbers worth thousands separators
-GAN_GRID = "samples_grid.png"  # kexp.tasks.gan.pictures.GRID_FILE (that module reads numpy)
+# kexp.tasks.gan.pictures.GRID_FILE, by name: the tracking room imports no task module
+GAN_GRID = "samples_grid.png"
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1, h2, h3 { font-weight: 600; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }

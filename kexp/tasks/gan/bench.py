@@ -39,7 +39,6 @@ import copy
 import datetime
 import functools
 import gc
-import json
 import math
 import os
 import statistics
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from kexp.environment import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from kexp.bench import machine, versions
+    from kexp.bench import machine, publish, versions
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kexp-gan-bench-") as tmp:
@@ -121,11 +120,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "machine": machine(), "versions": versions(),
               **summarize(cfg, mode, repeats, runs)}
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(format_table(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {args.out}")
-    return result
+    return publish(result, format_table(result), args.out)
 
 
 # ---------------------------------------------------------------------------- the data and cfg

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from kexp.config import is_int, is_number
 from kexp.errors import KexpError
 from kexp.tasks.base import Task
+from kexp.tasks.gan.reference import NAME as REFERENCE
 
 if TYPE_CHECKING:
     import keras
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kexp")
 
 TRACKED = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
-REFERENCE = "refcnn"  # kexp.tasks.gan.reference.NAME (that module imports no more than this)
 SCORES = tuple(f"{m}_{REFERENCE}" for m in ("fd", "kid", "cs"))
 # the optimizer keys task.discriminator_optimizer may change (the name stays the generator's)
 _D_OPTIMIZER_KEYS = ("lr", "weight_decay", "clipnorm", "clipvalue", "beta_1", "beta_2",
@@ -74,15 +74,7 @@ class Gan(Task):
         """The images as they are: no per-channel standardization (the generator's tanh
         maps onto pixels in [0, 1]) and no random crop (its padding would be learned as
         black borders); a flip is a fine augmentation for most images and stays."""
-        changed = OmegaConf.create(OmegaConf.to_container(data_cfg))
-        off = []
-        for key in ("mean", "std"):
-            if changed.get(key) is not None:
-                changed[key] = None
-                off.append(f"data.{key}")
-        if OmegaConf.select(changed, "augment.crop_padding", default=0):
-            changed.augment.crop_padding = 0
-            off.append("data.augment.crop_padding")
+        changed, off = _as_pixels(data_cfg)
         if off:
             log.info("task=gan learns pixels in [0, 1]: %s off", ", ".join(off))
         return changed
@@ -109,7 +101,7 @@ class Gan(Task):
     def reference_dir(self, spec: DataSpec) -> Path:
         from kexp.tasks.gan import reference
 
-        return reference.location(self.cfg.paths.log_dir, self.data_config(self.cfg.data),
+        return reference.location(self.cfg.paths.log_dir, _as_pixels(self.cfg.data)[0],
                                   spec.fingerprint)
 
     @property
@@ -130,6 +122,7 @@ class Gan(Task):
     def build_model(self, model_cfg: DictConfig, spec: DataSpec,
                     allow_targets: Sequence[str] = ()) -> keras.Model:
         from kexp.models import resolve_builder
+        from kexp.tasks.gan import judge
         from kexp.tasks.gan.model import GAN
 
         self.check_model(model_cfg, allow_targets)
@@ -143,7 +136,7 @@ class Gan(Task):
         except TypeError as exc:
             raise KexpError(f"model={name}: {str(exc).splitlines()[0]}") from None
         return GAN(pair.generator, pair.discriminator, name=str(name),
-                   latent_dim=int(pair.generator.inputs[0].shape[-1]), label_classes=classes,
+                   latent_dim=judge.latent_dim(pair.generator), label_classes=classes,
                    loss=self.loss, n_critic=int(self.settings.get("n_critic", 1)),
                    gp_weight=float(self.settings.get("gp_weight", 10.0)),
                    label_smoothing=float(self.settings.get("label_smoothing", 0.0)),
@@ -208,7 +201,8 @@ class Gan(Task):
                                          out / pictures.HISTOGRAM_FILE)]
         frames = sorted((out / pictures.GRID_DIR).glob("epoch_*.png"))
         gif = pictures.save_gif(frames, out / pictures.GIF_FILE)
-        paths += [p for p in (gif,) if p is not None]
+        if gif is not None:
+            paths.append(gif)
         found = {**{f"test_{k}": v for k, v in scored.items()},
                  **{f"real_{k}": v for k, v in floor.items()},
                  "mode_collapse_warning": bool(warning)}
@@ -240,3 +234,17 @@ class Gan(Task):
         shown = [k for k in ("test_fd_refcnn", "real_fd_refcnn", "test_cs_refcnn")
                  if k in metrics]
         return "  ".join(f"{k} {metrics[k]:.4f}" for k in shown)
+
+
+def _as_pixels(data_cfg: DictConfig) -> tuple[DictConfig, list[str]]:
+    """`data_cfg` with standardization and the random crop off, and the keys turned off."""
+    changed = OmegaConf.create(OmegaConf.to_container(data_cfg))
+    off = []
+    for key in ("mean", "std"):
+        if changed.get(key) is not None:
+            changed[key] = None
+            off.append(f"data.{key}")
+    if OmegaConf.select(changed, "augment.crop_padding", default=0):
+        changed.augment.crop_padding = 0
+        off.append("data.augment.crop_padding")
+    return changed, off

@@ -102,6 +102,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics = {**task.summarize(history, test), **found,
                    "wall_seconds": round(time.perf_counter() - started, 2), **card,
                    "examples_per_second": round(throughput.per_second, 1),
+                   # a language model's examples are windows of data.context tokens
+                   **({"tokens_per_second": round(throughput.per_second *
+                                                  data.spec.input_shape[0], 1)}
+                      if data.spec.token_unit else {}),
                    "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2),
                    "stopped_on_time": budget.stopped_on_time}
         record.results(task.exported(model), history, metrics, scores, pictures, data.vocabulary,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -34,6 +34,12 @@ class DataSpec:
     # tables only: the name of each feature after encoding (a numeric column keeps its name, a
     # categorical one becomes one `column=value` feature per category)
     feature_names: list[str] | None = None
+    # language-model corpora only (kexp.data.corpus): "char" or "word", what one token is;
+    # x and y are then (B, context) int32 ids, y the next token of each x, and val and test
+    # add a (B, context) float32 weight that counts every target token of the split once
+    token_unit: str | None = None
+    # language-model corpora only: the tokens of the train, val and test splits
+    num_tokens: tuple[int, int, int] | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -59,3 +65,6 @@ class DataBundle:
     # the epoch the training order is drawn for (kexp.data.stages.epoch_batches); the
     # DataEpoch callback sets it at every epoch's start
     epoch: tf.Variable | None = None
+    # language-model corpora only: the kexp.data.tokenizer.Tokenizer of the token ids (its
+    # vocabulary fitted on the training split; saved with the run as vocabulary.json)
+    tokenizer: Any = None

@@ -23,6 +23,8 @@ FORMATS = {"html": ".html", "md": ".md"}
 COUNT_COLUMNS = ("params", "flops")  # whole numbers worth thousands separators
 # kexp.tasks.gan.pictures.GRID_FILE, by name: the tracking room imports no task module
 GAN_GRID = "samples_grid.png"
+# kexp.tasks.language_model.task.FINAL_SAMPLE: the text a language model's kept weights wrote
+LM_SAMPLE = "sample.txt"
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1, h2, h3 { font-weight: 600; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
@@ -108,6 +110,10 @@ def _task_sections(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, top: int, s
         else None
     if grid is not None:  # a GAN: what its generator draws
         doc.image(grid, f"samples{tag}")
+    sample = runs.artifact_bytes(uri, best["run_id"], LM_SAMPLE) \
+        if "metrics.test_bits_per_token" in frame else None
+    if sample is not None:  # a language model: what it writes
+        doc.preformatted(sample.decode("utf-8", errors="replace"))
     leaders = runs.top_runs(frame, top, rank)
     history = runs.metric_history(uri, leaders, rank.curves)
     names = dict(zip(frame["run_id"], frame["run_name"], strict=True))
@@ -146,6 +152,9 @@ class HtmlDoc:
     def figure(self, fig: Any, name: str) -> None:
         self.image(_png(fig), name)
 
+    def preformatted(self, text: str) -> None:
+        self.parts.append(f"<pre>{html.escape(text)}</pre>")
+
     def image(self, png: bytes, name: str) -> None:
         data = base64.b64encode(png).decode("ascii")
         self.parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
@@ -177,6 +186,10 @@ class MarkdownDoc:
 
     def figure(self, fig: Any, name: str) -> None:
         self.image(_png(fig), name)
+
+    def preformatted(self, text: str) -> None:
+        fence = "````" if "```" in text else "```"
+        self.parts.append(f"{fence}text\n{text}\n{fence}")
 
     def image(self, png: bytes, name: str) -> None:
         self.files.mkdir(parents=True, exist_ok=True)

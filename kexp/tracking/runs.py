@@ -74,7 +74,8 @@ CLASSIFIED = Ranking()
 # real_* are the real-vs-real floor its distances are read against)
 EXTRA_METRICS = ("metrics.test_mae", "metrics.test_rmse", "metrics.test_r2", "metrics.test_ece",
                  "metrics.test_kid_refcnn", "metrics.test_cs_refcnn", "metrics.real_fd_refcnn",
-                 "metrics.test_label_accuracy_refcnn")
+                 "metrics.test_label_accuracy_refcnn", "metrics.test_bits_per_token",
+                 "metrics.test_perplexity")
 RANK_METRIC = CLASSIFIED.metric
 
 

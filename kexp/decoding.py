@@ -1,0 +1,113 @@
+"""Sampling text from a causal model: the next token from logits (greedy, temperature,
+top-k, top-p), and a batched decoding loop compiled once.
+
+The loop keeps a window of the model's `context` tokens per sample. While the window is
+not full, the tokens sit at its start and the rest is padding; the model is causal, so the
+logits at the last real position ignore what follows, and the window keeps one shape for
+every prompt length: the loop is traced once per batch size, not once per token or prompt.
+A full window drops its oldest token. Every task that writes text (language models,
+translation) decodes through this module.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+PAD_ID = 0  # never sampled: it is the padding of the window, not a token of the text
+
+
+def next_tokens(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor,
+                seed: tf.Tensor) -> tf.Tensor:
+    """One token id per row of `logits` (n, vocab).
+
+    temperature 0 is greedy (argmax); otherwise softmax(logits / temperature) restricted to
+    the `top_k` most likely tokens (0: all) and then to the smallest set whose probability
+    reaches `top_p` (1: all; Holtzman et al., 2020), drawn with the stateless `seed` (2,).
+    Ties at the k-th logit are kept. The padding id is never drawn.
+    """
+    logits = tf.cast(logits, tf.float32)
+    vocab = tf.shape(logits)[-1]
+    logits = tf.where(tf.range(vocab)[None, :] == PAD_ID, -np.inf, logits)
+    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    scaled = logits / tf.maximum(tf.cast(temperature, tf.float32), 1e-6)
+    ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+    k = tf.where(top_k > 0, tf.minimum(tf.cast(top_k, tf.int32), vocab), vocab)
+    ranked = tf.where(tf.range(vocab)[None, :] < k, ranked, -np.inf)
+    # top-p over what top-k kept: a token stays while the mass before it is below top_p
+    before = tf.cumsum(tf.nn.softmax(ranked, axis=-1), axis=-1, exclusive=True)
+    kept = tf.logical_and(before < tf.cast(top_p, tf.float32), ranked > -np.inf)
+    kept = tf.logical_or(kept, tf.range(vocab)[None, :] == 0)  # the most likely always stays
+    floor = tf.reduce_min(tf.where(kept, ranked, np.inf), axis=-1, keepdims=True)
+    scaled = tf.where(scaled < floor, -np.inf, scaled)
+    drawn = tf.cast(tf.random.stateless_categorical(scaled, 1, seed)[:, 0], tf.int32)
+    return tf.where(tf.cast(temperature, tf.float32) > 0, drawn, greedy)
+
+
+@dataclass
+class Decoded:
+    """What a decoding call produced: the new ids (n, length) and how fast."""
+
+    ids: np.ndarray
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.ids.size / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Decoder:
+    """Batched sampling from `model`, a causal model from (n, context) int32 ids to
+    (n, context, vocab) logits; the loop is one tf.function over tf.while_loop."""
+
+    def __init__(self, model: keras.Model, context: int) -> None:
+        self.model = model
+        self.context = int(context)
+        self._loop = tf.function(self._decode, reduce_retracing=True)
+
+    @property
+    def traces(self) -> int:
+        """How many times the loop was traced (one per batch size)."""
+        return self._loop.experimental_get_tracing_count()
+
+    def __call__(self, prompt: list[int] | np.ndarray, n: int = 1, length: int = 100,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                 seed: int = 0) -> Decoded:
+        """`length` new tokens after `prompt` for each of `n` samples: one list of ids for
+        all, or an (n, p) array of one prompt per sample. Only a prompt's last `context`
+        ids are read; it must hold at least one."""
+        prompts = np.asarray(prompt, np.int32).reshape(-1, np.shape(prompt)[-1])
+        if prompts.shape[-1] == 0:
+            raise ValueError("decoding needs a prompt of at least one token")
+        window = prompts[:, -self.context:]
+        buffer = np.zeros((n, self.context), np.int32)
+        buffer[:, :window.shape[1]] = window
+        started = time.perf_counter()
+        ids = self._loop(tf.constant(buffer), tf.constant(window.shape[1], tf.int32),
+                         tf.constant(int(length), tf.int32),
+                         tf.constant(float(temperature), tf.float32),
+                         tf.constant(int(top_k), tf.int32), tf.constant(float(top_p), tf.float32),
+                         tf.constant(int(seed), tf.int32)).numpy()
+        return Decoded(ids, time.perf_counter() - started)
+
+    def _decode(self, buffer, filled, length, temperature, top_k, top_p, seed):
+        steps = tf.TensorArray(tf.int32, size=length)
+        positions = tf.range(self.context)[None, :]
+
+        def step(i, buffer, filled, steps):
+            logits = self.model(buffer, training=False)
+            token = next_tokens(logits[:, filled - 1, :], temperature, top_k, top_p,
+                                tf.stack([seed, i]))
+            full = filled >= self.context
+            shifted = tf.concat([buffer[:, 1:], token[:, None]], axis=1)
+            placed = tf.where(positions == filled, token[:, None], buffer)
+            buffer = tf.where(full, shifted, placed)
+            return i + 1, buffer, tf.minimum(filled + 1, self.context), steps.write(i, token)
+
+        _, _, _, steps = tf.while_loop(lambda i, *_: i < length, step,
+                                       (tf.constant(0), buffer, filled, steps))
+        return tf.transpose(steps.stack())  # (n, length)

@@ -57,6 +57,7 @@ FREE_TEXT = {
     "strategy.tpu": "a TPU name or grpc:// address (\"\": the local one)",
     "tuner.project_name": "a folder name under tuner.directory",
     "paths.output_dir": "Hydra fills it in",
+    "task.sample_prompt": "any text, checked against the run's vocabulary when it loads",
     "search.space": "maps training keys (dots in them) to distributions, so no key=value "
                     "reaches its leaves; kexp.tuning.space.parse checks it as a whole",
 }

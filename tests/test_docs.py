@@ -81,7 +81,11 @@ def user_files(tmp_path_factory) -> dict[str, str]:
              y_test=np.arange(4) % 2)
     (root / "houses.csv").write_text("rooms,city,price\n3,york,200\n4,leeds,250\n")
     (root / "iris.csv").write_text("petal,species\n1.4,setosa\n4.7,versicolor\n")
-    return {"/data/pets": str(root / "pets"), "/data/arrays.npz": str(root / "arrays.npz"),
+    (root / "corpus").mkdir()
+    (root / "corpus" / "a.txt").write_text("It is a truth universally acknowledged.\n")
+    (root / "book.txt").write_text("It is a truth universally acknowledged.\n")
+    return {"/data/book.txt": str(root / "book.txt"), "/data/corpus": str(root / "corpus"),
+            "/data/pets": str(root / "pets"), "/data/arrays.npz": str(root / "arrays.npz"),
             "/data/houses.csv": str(root / "houses.csv"), "/data/iris.csv": str(root / "iris.csv")}
 
 

@@ -93,6 +93,6 @@ def test_tune_help_and_cfg_job_stay_free_of_tensorflow():
     out = subprocess.run([sys.executable, "-m", "kexp.tune", "--help"], capture_output=True,
                          text=True, timeout=60, cwd=ROOT).stdout
     assert "tuner: bayesian, grid, hyperband, random" in out
-    assert "search: default, gan, lr, lr_dropout_l2_optimizer, optimizer" in out
+    assert "search: default, gan, lm, lr, lr_dropout_l2_optimizer, optimizer" in out
     printed = cfg_job_without_tensorflow("kexp.tune", ["tuner=hyperband"])
     assert printed.tuner.max_epochs == 27

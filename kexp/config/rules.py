@@ -222,7 +222,7 @@ def is_tracking_uri(v: Any) -> bool:
 
 # data.source: the loaders of kexp.data.SOURCES (which imports this module, hence the copy)
 DATA_SOURCES = ("digits", "tfds", "npz", "image_folder", "tfds_text", "text_csv", "diabetes",
-                "table")
+                "table", "text_file")
 AUGMENT_ON = ("pipeline", "model")  # data.augment_on: where training images are augmented
 # data.standardize (null is none)
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
@@ -455,6 +455,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.columns": (_or_null(_list_of(_text)), "a list of column names, or null for all"),
     "data.delimiter": (_delimiter, "one character such as ',' ';' '|', or tab"),
     "data.missing": _choice("error", "drop", "impute"),
+    "data.tokens": _choice("char", "word"),
+    "data.context": _POSITIVE_INT,
+    "data.epoch_tokens": (_or_null(_positive_int), "a positive integer or null"),
+    "data.lowercase": (lambda v: isinstance(v, bool), "true or false"),
+    "data.punctuation": _choice("split", "strip", "keep"),
     "paths.log_dir": (_usable_dir, "a directory kexp can create and write to"),
     "run_name": (_or_null(lambda v: isinstance(v, str)),
                  "a string or null (quote digits: run_name=\"'2024'\")"),
@@ -506,7 +511,7 @@ FAMILY_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "model.shortcut": _choice("auto", "zero_pad", "projection"),
     },
     "rnn": {"model.cell": _choice("simple", "lstm", "gru"),
-            "model.pooling": _choice("last", "attention")},
+            "model.pooling": _choice("last", "attention", "none")},
     "tcn": {"model.pooling": _choice("last", "mean", "max"),
             "model.kernel_size": (lambda v: is_int(v) and v >= 2,
                                   "an integer >= 2 (a dilated conv)")},

@@ -29,6 +29,7 @@ SOURCES = {
     "text_csv": "kexp.data.sources.text_csv",
     "diabetes": "kexp.data.sources.diabetes",
     "table": "kexp.data.sources.table",
+    "text_file": "kexp.data.sources.text_file",
 }
 
 
@@ -53,7 +54,9 @@ def load(
     if keys.boolean(cfg, "train_on_val", False):
         # a final refit (kexp.tune's tuner.retrain_best): the validation split joins the
         # training split; it is still reported as val, on examples the model has now seen
-        raw = dataclasses.replace(raw, train=raw.train.concatenate(raw.val))
+        joined = raw.train + raw.val if isinstance(raw.train, str) \
+            else raw.train.concatenate(raw.val)  # a corpus's text, or datasets
+        raw = dataclasses.replace(raw, train=joined)
     return pipeline.build(raw, cfg, global_batch_size, seed)
 
 

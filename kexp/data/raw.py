@@ -63,3 +63,14 @@ def from_arrays(
         target_names=None if target_names is None else list(target_names),
         feature_names=None if feature_names is None else list(feature_names),
     )
+
+
+@dataclass
+class RawCorpus:
+    """What a language-model source hands over: the text of each split, contiguous parts of
+    one corpus (kexp.data.corpus tokenizes them)."""
+
+    train: str
+    val: str
+    test: str
+    version: str | None = None

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import keras
 
+from kexp.errors import KexpError
 from kexp.models.layers import (
     check_activation,
     check_choice,
@@ -36,7 +37,7 @@ from kexp.models.sequence import (
 )
 
 CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-RNN_POOLINGS = ("last", "attention")
+RNN_POOLINGS = ("last", "attention", "none")
 
 
 def rnn(input_shape: Sequence[int | None], vocab_size: int,
@@ -66,7 +67,9 @@ def rnn(input_shape: Sequence[int | None], vocab_size: int,
         pooling: "last": the top layer's output at the last step of the text (its final
             state; bidirectional: forward final state + backward state at the first token);
             "attention": additive (Bahdanau) attention pooling over the top layer's per-step
-            outputs, `softmax_t(v^T act(W h_t + b))`, padding masked out.
+            outputs, `softmax_t(v^T act(W h_t + b))`, padding masked out; "none": every
+            step's output, (batch, steps, units), no padding mask: what a language model
+            reads (task=language_model), each step seeing only the tokens up to it.
         attention_units: width of the attention scorer's hidden Dense layer (`W` above).
         recurrent_dropout: dropout rate on the recurrent state (Gal & Ghahramani, 2016); any
             value above 0 makes Keras leave the fast cuDNN kernels on GPUs.
@@ -101,15 +104,20 @@ def rnn(input_shape: Sequence[int | None], vocab_size: int,
     check_activation(activation)
     check_initializer(kernel_initializer)
 
+    every_step = pooling == "none"
+    if every_step and bidirectional:
+        raise KexpError("model.bidirectional: true reads every text backwards too, so with "
+                        "model.pooling=none a step would see the tokens after it; set "
+                        "model.bidirectional=false")
     kind = "rnn" if cell == "simple" else cell
     ids = token_input(length)
     # an empty text is read as one padding token: cuDNN kernels reject fully masked rows
-    mask = PaddingMask(keep_first=True, name="padding_mask")(ids)
+    mask = None if every_step else PaddingMask(keep_first=True, name="padding_mask")(ids)
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     for i in range(depth):
         top = i == depth - 1
         layer = CELLS[cell](
-            units, return_sequences=not top or pooling == "attention", dropout=dropout,
+            units, return_sequences=not top or pooling != "last", dropout=dropout,
             recurrent_dropout=recurrent_dropout, kernel_initializer=kernel_initializer,
             kernel_regularizer=regularizer(l1, l2), recurrent_regularizer=regularizer(l1, l2),
             name=f"{kind}_{i}")

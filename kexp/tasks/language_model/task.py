@@ -92,9 +92,6 @@ class LanguageModel(Task):
                                         name="next_token")(features)
         return keras.layers.Activation("linear", dtype="float32", name="logits")(scores)
 
-    def head(self, features: Any, spec: DataSpec, model_cfg: DictConfig) -> Any:
-        raise NotImplementedError("LanguageModel.build_model puts the head on (logits)")
-
     def compile_args(self, spec: DataSpec) -> dict[str, Any]:
         import keras
 

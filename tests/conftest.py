@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,27 @@ def compose_train(overrides: list[str] | None = None) -> DictConfig:
     """The training config exactly as `python -m kexp <overrides>` would compose it."""
     with initialize_config_module("kexp.conf", version_base="1.3"):
         return compose("train", overrides=overrides or [])
+
+
+def two_trial_search(base: list[str], search: str,
+                     objective: tuple[str, str]) -> tuple[dict, list[float], DictConfig]:
+    """`kexp.tune` over `base` with `search` and two trials, which must both complete, judged
+    by `objective` (name, direction); returns the summary, the trials' scores and best.yaml."""
+    from kexp.tuning.search import tune
+
+    with initialize_config_module("kexp.conf", version_base="1.3"):
+        cfg = compose("tune", overrides=[*base, f"search={search}", "tuner.max_trials=2"])
+    assert (cfg.tuner.objective, cfg.tuner.direction) == objective
+    summary = tune(cfg, base)
+    assert summary["metrics"]["trials_completed"] == 2, summary
+    assert summary["metrics"]["trials_failed"] == 0, summary
+    project = Path(cfg.tuner.directory) / cfg.tuner.project_name
+    trials = [json.loads(p.read_text()) for p in sorted(project.glob("trial_*/trial.json"))]
+    assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
+    scores = [t["score"] for t in trials]
+    best = {"min": min, "max": max}[objective[1]](scores)
+    assert summary["best_score"] == best
+    return summary, scores, OmegaConf.load(Path(summary["output_dir"]) / "best.yaml")
 
 
 def run_kexp(args: list[str], cwd: Path, module: str = "kexp", timeout: float = 300,

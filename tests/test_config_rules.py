@@ -73,12 +73,15 @@ ANY_NUMBER = {
 PROBES = {
     "task.class_weights": ["[-1]", "[]"],
     "model.depth": ["-1"],  # dcgan's is null: it follows the image size
+    "model.ff_dim": ["0"],  # gpt's is null: 4 * embed_dim
     "optimizer.weight_decay": ["-1"],
     "optimizer.clipnorm": ["0"],
     "optimizer.clipvalue": ["0"],
     "trainer.backup.every_n_steps": ["0"],
     "trainer.max_minutes": ["0", "-1"],
     "data.subset": ["0"],
+    "data.epoch_tokens": ["0"],  # null: the training split's token count
+    "data.max_tokens": ["-1"],  # null in text_file and tiny_shakespeare: every token
     "data.mean": ["[nope]"],
     "data.std": ["[0]"],
     "data.path": ["/nonexistent/kexp-data"],

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, compose_train, run_kexp
+from tests.conftest import ROOT, compose_train, run_kexp, two_trial_search
 from tests.test_e2e import client, run_dirs
-from tests.test_resume import killed_at
+from tests.test_resume import killed_and_resumed
 
 pytestmark = pytest.mark.slow
 
@@ -77,28 +77,12 @@ def test_a_killed_gan_run_resumes_to_the_uninterrupted_result(tmp_path, digits_l
     # both runs judged by the same reference classifier, trained before either starts
     reference = with_judge(digits_logs, tmp_path / "reference")
     interrupted = with_judge(digits_logs, tmp_path / "interrupted")
-    # the uninterrupted run alongside (deterministic ops: the load does not change a number)
-    uninterrupted = subprocess.Popen(
-        [sys.executable, "-m", "kexp", *RESUME], cwd=reference, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-        env={**{k: v for k, v in os.environ.items() if k != "KEXP_DEBUG"},
-             "KEXP_LOG_DIR": str(reference / "logs")})
-    try:
-        killed_at(RESUME, "Epoch 2/", interrupted)
-        (run,) = run_dirs(interrupted / "logs")
-        assert (run / "backup" / "state.npz").is_file() and 1 <= len(history(run)) < 3
-        assert not (run / "metrics.json").exists()
+
+    def check_killed(run: Path) -> None:
+        assert (run / "backup" / "state.npz").is_file()
         check_the_backup_holds_the_whole_game(run)
 
-        done = run_kexp([f"resume={run}"], interrupted)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert run_dirs(interrupted / "logs") == [run] and not (run / "backup").exists()
-        _, errors = uninterrupted.communicate(timeout=300)
-    finally:
-        uninterrupted.kill()
-        uninterrupted.wait()
-    assert uninterrupted.returncode == 0, errors[-3000:]
-    (expected,) = run_dirs(reference / "logs")
+    run, expected = killed_and_resumed(RESUME, interrupted, reference, check_killed)
 
     # every epoch's losses, accuracies, distances and learning rate, bit for bit
     got, want = history(run), history(expected)
@@ -319,27 +303,9 @@ def test_a_dcgan_run_on_mocked_tfds_images(tmp_path, data, shape):
 
 
 def test_a_gan_search_completes_both_trials_judged_by_the_distance(digits_logs):
-    from hydra import compose, initialize_config_module
-
-    from kexp.tuning.search import tune
-
     base = [*TINY, "trainer.epochs=1", "logger=none", f"paths.log_dir={digits_logs}"]
-    with initialize_config_module("kexp.conf", version_base="1.3"):
-        cfg = compose("tune", overrides=[*base, "search=gan", "tuner.max_trials=2"])
-    assert (cfg.tuner.objective, cfg.tuner.direction) == ("val_fd_refcnn", "min")
-    summary = tune(cfg, base)
-    assert summary["metrics"]["trials_completed"] == 2, summary
-    assert summary["metrics"]["trials_failed"] == 0, summary
-    project = Path(cfg.tuner.directory) / cfg.tuner.project_name
-    trials = [json.loads(p.read_text()) for p in sorted(project.glob("trial_*/trial.json"))]
-    assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
-    scores = [t["score"] for t in trials]
+    summary, scores, chosen = two_trial_search(base, "gan", ("val_fd_refcnn", "min"))
     assert all(math.isfinite(s) and s > 0 for s in scores), scores
-    assert summary["best_score"] == min(scores)
-    best = Path(summary["output_dir"]) / "best.yaml"
-    from omegaconf import OmegaConf
-
-    chosen = OmegaConf.load(best)
     assert chosen.task._target_ == "kexp.tasks.gan.Gan" and chosen.task.loss in \
         ("bce", "lsgan", "hinge")
     assert chosen.optimizer.lr == pytest.approx(summary["best_values"]["optimizer.lr"])

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,35 @@ def killed_at(args: list[str], epoch_line: str, cwd: Path) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         process.stdout.close()
+
+
+def killed_and_resumed(args: list[str], interrupted: Path, reference: Path,
+                       check_killed: Callable[[Path], None] | None = None) -> tuple[Path, Path]:
+    """Run `python -m kexp args` in `reference` while a copy in `interrupted` is SIGKILLed in
+    epoch 2 (`check_killed` sees its run dir then) and resumed; returns the resumed run and
+    the uninterrupted one. Both run at once: with deterministic ops the load changes no number."""
+    uninterrupted = subprocess.Popen(
+        [sys.executable, "-m", "kexp", *args], cwd=reference, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+        env={**{k: v for k, v in os.environ.items() if k != "KEXP_DEBUG"},
+             "KEXP_LOG_DIR": str(reference / "logs")})
+    try:
+        killed_at(args, "Epoch 2/", interrupted)
+        (run,) = run_dirs(interrupted / "logs")
+        assert (run / "backup").is_dir() and 1 <= len(history(run)) < 3
+        assert not (run / "metrics.json").exists()
+        if check_killed is not None:
+            check_killed(run)
+        done = run_kexp([f"resume={run}"], interrupted)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert run_dirs(interrupted / "logs") == [run] and not (run / "backup").exists()
+        _, errors = uninterrupted.communicate(timeout=600)
+    finally:
+        uninterrupted.kill()
+        uninterrupted.wait()
+    assert uninterrupted.returncode == 0, errors[-3000:]
+    (expected,) = run_dirs(reference / "logs")
+    return run, expected
 
 
 def history(run: Path) -> list[dict[str, str]]:

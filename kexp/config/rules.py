@@ -222,7 +222,7 @@ def is_tracking_uri(v: Any) -> bool:
 
 # data.source: the loaders of kexp.data.SOURCES (which imports this module, hence the copy)
 DATA_SOURCES = ("digits", "tfds", "npz", "image_folder", "tfds_text", "text_csv", "diabetes",
-                "table", "text_file")
+                "table", "text_file", "tiny_shakespeare")
 AUGMENT_ON = ("pipeline", "model")  # data.augment_on: where training images are augmented
 # data.standardize (null is none)
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
@@ -342,7 +342,7 @@ def _densenet_depth(v: Any) -> bool:
 
 # model knobs that are layer sizes or counts, in whichever families have them
 _MODEL_SIZES = ("hidden_units", "dense_units", "filters", "dilations", "kernel_size", "units",
-                "layers", "embedding_dim", "embed_dim", "ff_dim", "num_heads", "num_blocks",
+                "layers", "embedding_dim", "embed_dim", "num_heads", "num_blocks",
                 "growth_rate", "attention_units", "attention_reduction", "latent_dim",
                 "generator_units", "discriminator_units")
 _POSITIVE_INT = (_positive_int, "a positive integer")
@@ -411,6 +411,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.leaky_slope": (_non_negative_number, "a number >= 0 (the LeakyReLU slope below 0)"),
     **{f"model.{key}": (_sizes, "a positive integer or a list of positive integers")
        for key in _MODEL_SIZES},
+    # null: gpt's is 4 * embed_dim (the transformer's must be set: its rule below)
+    "model.ff_dim": (_or_null(_positive_int), "a positive integer or null"),
     # null: dcgan follows the image size (the families with a fixed set have rules below)
     "model.depth": (_or_null(_positive_int), "a positive integer"),
     "model.activation": _choice(*ACTIVATIONS),
@@ -457,9 +459,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.missing": _choice("error", "drop", "impute"),
     "data.tokens": _choice("char", "word"),
     "data.context": _POSITIVE_INT,
-    "data.epoch_tokens": (_or_null(_positive_int), "a positive integer or null"),
+    "data.epoch_tokens": (_or_null(_positive_int),
+                          "a positive integer or null (the training split's token count)"),
     "data.lowercase": (lambda v: isinstance(v, bool), "true or false"),
     "data.punctuation": _choice("split", "strip", "keep"),
+    "data.fingerprint": (lambda v: isinstance(v, bool), "true or false"),
     "paths.log_dir": (_usable_dir, "a directory kexp can create and write to"),
     "run_name": (_or_null(lambda v: isinstance(v, str)),
                  "a string or null (quote digits: run_name=\"'2024'\")"),
@@ -512,11 +516,16 @@ FAMILY_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     },
     "rnn": {"model.cell": _choice("simple", "lstm", "gru"),
             "model.pooling": _choice("last", "attention", "none")},
-    "tcn": {"model.pooling": _choice("last", "mean", "max"),
+    "tcn": {"model.pooling": _choice("last", "mean", "max", "none"),
             "model.kernel_size": (lambda v: is_int(v) and v >= 2,
                                   "an integer >= 2 (a dilated conv)")},
     "transformer": {"model.positional": _choice("learned", "sinusoidal"),
-                    "model.pooling": _choice("mean", "max", "cls")},
+                    "model.pooling": _choice("mean", "max", "cls", "none"),
+                    "model.ff_dim": _POSITIVE_INT},
+    "gpt": {"model.num_layers": _POSITIVE_INT,
+            "model.ff_dim": (_or_null(_positive_int), "a positive integer, or null for 4 * "
+                                                     "embed_dim"),
+            "model.pooling": _choice("none", "last", "mean")},
     "vgg": {"model.depth": _choice(11, 13, 16, 19)},
     # 64-pixel images take 4 stages, 256 pixels 6
     "dcgan": {"model.depth": (_or_null(lambda v: _positive_int(v) and v <= 6),

@@ -30,6 +30,7 @@ SOURCES = {
     "diabetes": "kexp.data.sources.diabetes",
     "table": "kexp.data.sources.table",
     "text_file": "kexp.data.sources.text_file",
+    "tiny_shakespeare": "kexp.data.sources.tiny_shakespeare",
 }
 
 
@@ -48,14 +49,17 @@ def load(
     if seed is not None and not is_int(seed):
         raise KexpError(f"seed: {seed!r} must be an integer or null")
     from kexp.data import pipeline  # TensorFlow loads here, not when kexp.data is imported
+    from kexp.data.raw import RawCorpus
 
     split_seed = 0 if seed is None else seed % 2**32  # scikit-learn takes 0..2**32-1 only
     raw = load_raw(cfg, split_seed)
     if keys.boolean(cfg, "train_on_val", False):
         # a final refit (kexp.tune's tuner.retrain_best): the validation split joins the
         # training split; it is still reported as val, on examples the model has now seen
-        joined = raw.train + raw.val if isinstance(raw.train, str) \
-            else raw.train.concatenate(raw.val)  # a corpus's text, or datasets
+        # a corpus (kexp.data.raw.RawCorpus): the val text follows the train text, as it
+        # does in the corpus; otherwise datasets
+        joined = raw.train + raw.val if isinstance(raw, RawCorpus) \
+            else raw.train.concatenate(raw.val)
         raw = dataclasses.replace(raw, train=joined)
     return pipeline.build(raw, cfg, global_batch_size, seed)
 
@@ -64,7 +68,7 @@ def source_function(cfg: DictConfig) -> Callable[[DictConfig, int], Any]:
     """The function that reads the raw splits: `data._target_` (a user's own source, e.g.
     `mypkg.data.load_raw`, allowlisted like a model's builder) or the `load_raw` of the
     built-in `data.source`. It takes the data config and the split seed and returns
-    `kexp.data.raw.RawSplits`."""
+    `kexp.data.raw.RawSplits` (a language model's corpus: `kexp.data.raw.RawCorpus`)."""
     target = cfg.get("_target_")
     if target is not None:
         return import_target("data._target_", target, allowlist_of(cfg))

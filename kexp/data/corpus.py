@@ -1,11 +1,19 @@
 """A language model's half of the pipeline: a corpus's text -> windows of token ids.
 
-Training: each epoch draws `epoch_tokens // context` windows at random offsets, seeded by
-(seed, epoch) through the DataBundle's epoch variable (as kexp.data.stages.epoch_batches
-keys its shuffle), so a resumed run reads what the uninterrupted one did; x is a window of
-`context` ids, y the same shifted by one. Validation and test: windows in order that predict
-every target token of the split once; the last window overlaps the one before it and
-weighs only the targets it adds (the weights are the third element of each batch).
+fit the Tokenizer on train -> encode the three splits -> windows, gathered in TF -> batch
+-> prefetch
+
+Training: each epoch draws `epoch_tokens // context` windows at offsets uniform in
+[0, n_train - context - 1], from a stateless random op keyed by (seed, epoch) as
+kexp.data.stages.epoch_batches keys its shuffle (the epoch read from the DataBundle's `epoch`
+variable, which the DataEpoch callback sets at each epoch's start), so epoch k draws the same
+windows whatever ran before it and a resumed run reads what the uninterrupted one did. x is
+`context` ids, y the same window shifted by one token.
+
+Validation and test: windows in order, at 0, context, 2 context, ..., that predict every target
+token of the split (ids 1..n-1) exactly once; the last window is the split's final
+context + 1 tokens and weighs only the targets the window before it did not cover. Their
+batches are (x, y, w), w float32 (B, context): sum(w) over a split is its n - 1 tokens.
 """
 
 from __future__ import annotations
@@ -18,96 +26,141 @@ import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from kexp.config import check
 from kexp.data import keys
 from kexp.data.bundle import DataBundle, DataSpec
 from kexp.data.raw import RawCorpus
-from kexp.data.tokenizer import PUNCTUATION, UNITS, Tokenizer
+from kexp.data.tokenizer import Tokenizer
 from kexp.errors import KexpError
+
+# which key makes a held-out split longer (data=text_file; tiny_shakespeare's are fixed)
+_FRACTION_KEYS = {"val": "val_fraction", "test": "test_fraction"}
 
 
 def build(raw: RawCorpus, cfg: DictConfig, global_batch_size: int, seed: int | None
           ) -> DataBundle:
     """The batched windows of `raw`'s splits that `cfg` (the `data` group) describes."""
-    unit = keys.get(cfg, "tokens", "char")
-    if unit not in UNITS:
-        raise KexpError(f"data.tokens: {unit!r} is not valid; expected char or word")
-    punctuation = keys.get(cfg, "punctuation", "split")
-    if punctuation not in PUNCTUATION:
-        raise KexpError(f"data.punctuation: {punctuation!r} is not valid; expected "
-                        f"{', '.join(PUNCTUATION)}")
+    unit = check("data.tokens", keys.get(cfg, "tokens", "char"))
     context = keys.positive_int(cfg, "context")
-    max_tokens = keys.get(cfg, "max_tokens", None)
-    tokenizer = Tokenizer.fit(raw.train, unit, keys.boolean(cfg, "lowercase", False),
-                              punctuation, max_tokens)
-    ids = {name: np.asarray(tokenizer.encode(text), np.int32)
-           for name, text in (("train", raw.train), ("val", raw.val), ("test", raw.test))}
-    for name, split in ids.items():
-        if len(split) < context + 1:
-            raise KexpError(f"data.context: {context} tokens and the next one need "
-                            f"{context + 1}, but the {name} split holds {len(split)}; use a "
-                            f"longer text, a smaller data.context"
-                            + ("" if name == "train" else f" or a larger data.{name}_fraction"))
-    epoch_tokens = keys.positive_int(cfg, "epoch_tokens", None, allow_none=True)
-    windows = max(1, (epoch_tokens or len(ids["train"])) // context)
-    train, epoch = _training_windows(ids["train"], context, windows, global_batch_size, seed)
-    val, test = (_ordered_windows(ids[name], context) for name in ("val", "test"))
-    read = None
-    if keys.boolean(cfg, "fingerprint", True):
-        digest = hashlib.sha256()
-        for split in ids.values():
-            digest.update(split.tobytes() + b"|")
-        read = digest.hexdigest()[:16]
+    epoch_tokens = check("data.epoch_tokens", keys.get(cfg, "epoch_tokens", None),
+                         wording="must be")
+    lowercase = keys.boolean(cfg, "lowercase", False)
+    punctuation = check("data.punctuation", keys.get(cfg, "punctuation", "split"))
+    max_tokens = check("data.max_tokens", keys.get(cfg, "max_tokens", None), wording="must be")
+    use_fingerprint = keys.boolean(cfg, "fingerprint", True)
+
+    texts = {"train": raw.train, "val": raw.val, "test": raw.test}
+    if not any(texts.values()):
+        raise KexpError("data: the corpus is empty (no text in the train, val or test split)")
+    tokenizer = Tokenizer.fit(raw.train, unit, lowercase, punctuation,
+                              None if max_tokens is None else int(max_tokens))
+    # encoded on the CPU once: a 1 MB text is ~0.1 s of Python
+    ids = {name: np.asarray(tokenizer.encode(text), np.int32) for name, text in texts.items()}
+    _check_lengths(cfg, ids, context, unit)
+
+    n_train = len(ids["train"])
+    windows = max(1, (n_train if epoch_tokens is None else int(epoch_tokens)) // context)
+    train, epoch = training_windows(ids["train"], context, windows, global_batch_size, seed)
+    val, num_val = ordered_windows(ids["val"], context, global_batch_size)
+    test, num_test = ordered_windows(ids["test"], context, global_batch_size)
     spec = DataSpec(
         name=str(keys.get(cfg, "name", None) or keys.get(cfg, "source", "corpus")),
-        input_shape=(context,), num_classes=0, class_names=[], num_train=windows,
-        num_val=len(val[0]), num_test=len(test[0]), vocab_size=tokenizer.vocab_size,
-        version=raw.version, fingerprint=read, token_unit=unit,
-        num_tokens=tuple(len(ids[name]) for name in ("train", "val", "test")))
+        input_shape=(context,),
+        num_classes=0,
+        class_names=[],
+        num_train=windows,
+        num_val=num_val,
+        num_test=num_test,
+        vocab_size=tokenizer.vocab_size,
+        version=raw.version,
+        fingerprint=fingerprint(ids.values()) if use_fingerprint else None,
+        token_unit=unit,
+        num_tokens=(n_train, len(ids["val"]), len(ids["test"])),
+    )
+    return DataBundle(train=train, val=val, test=test, spec=spec, vocabulary=None, epoch=epoch,
+                      tokenizer=tokenizer)
 
-    def batched(split: tuple[np.ndarray, ...]) -> tf.data.Dataset:
-        return tf.data.Dataset.from_tensor_slices(split).batch(global_batch_size).prefetch(
-            tf.data.AUTOTUNE)
 
-    return DataBundle(train=train.prefetch(tf.data.AUTOTUNE), val=batched(val),
-                      test=batched(test), spec=spec, epoch=epoch, tokenizer=tokenizer)
+def _check_lengths(cfg: DictConfig, ids: dict[str, np.ndarray], context: int, unit: str
+                   ) -> None:
+    """Every split holds a window and its next token (context + 1 tokens)."""
+    need = context + 1
+    n = len(ids["train"])
+    if n < need:
+        raise KexpError(f"data.context: {context} needs {need} tokens in the training split, "
+                        f"which holds {n} {unit} tokens; lower data.context or use a longer "
+                        f"text")
+    for name in ("val", "test"):
+        n = len(ids[name])
+        if n < need:
+            fraction = _FRACTION_KEYS[name]
+            larger = (f"raise data.{fraction} or " if keys.get(cfg, fraction, None) is not None
+                      else "")
+            raise KexpError(f"data: the {name} split holds {n} {unit} tokens, fewer than "
+                            f"data.context + 1 = {need}; {larger}lower data.context")
 
 
-def _training_windows(ids: np.ndarray, context: int, windows: int, batch_size: int,
-                      seed: int | None) -> tuple[tf.data.Dataset, tf.Variable]:
+def training_windows(ids: np.ndarray, context: int, windows: int, batch_size: int,
+                     seed: int | None) -> tuple[tf.data.Dataset, tf.Variable]:
+    """`windows` random (x, y) windows of `ids` per epoch, batched; the variable is the epoch
+    they are drawn for (seed None: a random base seed)."""
     base = random.randrange(2**31) if seed is None else int(seed) % 2**31
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    tokens = tf.constant(ids)
-    steps = tf.range(context + 1, dtype=tf.int64)
+    tokens = tf.constant(ids, tf.int32)
+    steps = tf.range(context + 1, dtype=tf.int64)[tf.newaxis, :]
+    highest = len(ids) - context - 1  # the last offset whose window has a next token
+
+    def gather(offsets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        rows = tf.gather(tokens, offsets[:, tf.newaxis] + steps)  # (B, context + 1)
+        return rows[:, :-1], rows[:, 1:]
 
     def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = base * 1_000_003 + epoch.read_value()  # as stages.epoch_batches
         offsets = tf.random.stateless_uniform(
-            [windows], seed=tf.stack([tf.constant(base, tf.int64), epoch.read_value()]),
-            minval=0, maxval=len(ids) - context, dtype=tf.int64)
-
-        def gather(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            rows = tf.gather(tokens, batch[:, None] + steps[None, :])
-            return rows[:, :-1], rows[:, 1:]
-
+            [windows], seed=tf.stack([epoch_seed, tf.constant(0, tf.int64)]),
+            minval=0, maxval=highest + 1, dtype=tf.int64)
         return tf.data.Dataset.from_tensor_slices(offsets).batch(batch_size).map(gather)
 
     batches = tf.data.Dataset.range(1).flat_map(one_epoch)
-    return batches.apply(tf.data.experimental.assert_cardinality(
-        math.ceil(windows / batch_size))), epoch
+    # flat_map hides the size; Keras needs it for its steps per epoch
+    batches = batches.apply(tf.data.experimental.assert_cardinality(
+        math.ceil(windows / batch_size)))
+    return batches.prefetch(tf.data.AUTOTUNE), epoch
 
 
-def _ordered_windows(ids: np.ndarray, context: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x, y, w): windows at 0, context, 2 context, ... and a last one ending at the end,
-    w 0 on the targets an earlier window predicted; sum(w) == len(ids) - 1."""
-    targets = len(ids) - 1
-    starts = list(range(0, targets - context + 1, context))
-    weights = [np.ones(context, np.float32) for _ in starts]
-    covered = starts[-1] + context
-    if covered < targets:
-        last = np.zeros(context, np.float32)
-        last[context - (targets - covered):] = 1.0
-        starts.append(targets - context)
-        weights.append(last)
-    x = np.stack([ids[s:s + context] for s in starts])
-    y = np.stack([ids[s + 1:s + context + 1] for s in starts])
-    return x, y, np.stack(weights)
+def window_starts(n: int, context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and (windows, context) float32 weights of the in-order windows of a split of
+    `n` >= context + 1 tokens: each target 1..n-1 has weight 1 in exactly one window."""
+    starts = list(range(0, n - context, context))  # s + context + 1 <= n
+    weights = np.ones((len(starts), context), np.float32)
+    covered = starts[-1] + context  # the last target the regular windows predict
+    if covered < n - 1:
+        last = np.zeros((1, context), np.float32)
+        last[0, context - (n - 1 - covered):] = 1.0
+        starts.append(n - context - 1)
+        weights = np.concatenate([weights, last])
+    return np.asarray(starts, np.int64), weights
+
+
+def ordered_windows(ids: np.ndarray, context: int, batch_size: int
+                    ) -> tuple[tf.data.Dataset, int]:
+    """(x, y, w) batches that read the split once, in order; and how many windows it has."""
+    starts, weights = window_starts(len(ids), context)
+    tokens = tf.constant(ids, tf.int32)
+    steps = tf.range(context + 1, dtype=tf.int64)[tf.newaxis, :]
+
+    def gather(offsets: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        rows = tf.gather(tokens, offsets[:, tf.newaxis] + steps)
+        return rows[:, :-1], rows[:, 1:], w
+
+    ds = tf.data.Dataset.from_tensor_slices((starts, weights)).batch(batch_size).map(gather)
+    return ds.prefetch(tf.data.AUTOTUNE), len(starts)
+
+
+def fingerprint(splits) -> str:
+    """SHA-256 (first 16 hex digits) of the train, val and test id arrays."""
+    digest = hashlib.sha256()
+    for split in splits:
+        digest.update(np.ascontiguousarray(split, np.int32).tobytes())
+        digest.update(b"|")  # where a split ends
+    return digest.hexdigest()[:16]

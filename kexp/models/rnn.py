@@ -62,7 +62,8 @@ def rnn(input_shape: Sequence[int | None], vocab_size: int,
         layers: number of stacked recurrent layers (all but the top one return sequences).
         units: units of every recurrent layer (per direction when bidirectional).
         bidirectional: wrap every recurrent layer in `keras.layers.Bidirectional`
-            (forward and backward outputs concatenated, so 2 * units features).
+            (forward and backward outputs concatenated, so 2 * units features). Refused
+            with pooling="none": the backward pass would let a step see the tokens after it.
         embedding_dim: size of the token embedding.
         pooling: "last": the top layer's output at the last step of the text (its final
             state; bidirectional: forward final state + backward state at the first token);
@@ -78,7 +79,7 @@ def rnn(input_shape: Sequence[int | None], vocab_size: int,
             the cuDNN kernels require; unused with `pooling="last"`.
         dropout: dropout rate on the non-recurrent connections: on the inputs of every
             recurrent layer (the embeddings, then the layer below) and on the pooled
-            features before the classifier.
+            features before the classifier (with pooling="none": on every step's output).
         l1: L1 penalty on every weight matrix: the recurrent layers' input kernels and
             recurrent kernels, the attention scorer and the classifier (not the embedding).
         l2: L2 penalty on the same weight matrices.
@@ -88,7 +89,9 @@ def rnn(input_shape: Sequence[int | None], vocab_size: int,
 
     Returns:
         A `keras.Model` named "rnn", "lstm", "gru", "birnn", "bilstm" or "bigru", whose
-        output is one feature vector per example (no head: the task adds its own, kexp.tasks).
+        output is one feature vector per example ((batch, steps, units) with pooling="none";
+        no head: the task adds its own, kexp.tasks). Its token embedding is a
+        `keras.layers.ReversibleEmbedding` named "embedding".
     """
     length = sequence_length(input_shape, "rnn")
     vocab_size = check_vocab_size(vocab_size)
@@ -113,7 +116,7 @@ def rnn(input_shape: Sequence[int | None], vocab_size: int,
     ids = token_input(length)
     # an empty text is read as one padding token: cuDNN kernels reject fully masked rows
     mask = None if every_step else PaddingMask(keep_first=True, name="padding_mask")(ids)
-    x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
+    x = keras.layers.ReversibleEmbedding(vocab_size, embedding_dim, name="embedding")(ids)
     for i in range(depth):
         top = i == depth - 1
         layer = CELLS[cell](

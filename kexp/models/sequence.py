@@ -58,6 +58,15 @@ def token_input(length: int | None) -> keras.KerasTensor:
     return keras.Input(shape=(length,), dtype="int32", name="token_ids")
 
 
+def token_embedding(model: keras.Model) -> keras.layers.ReversibleEmbedding | None:
+    """The text backbone's token table: its one `keras.layers.ReversibleEmbedding` (rnn and
+    tcn name it "embedding", transformer and gpt "token_embedding"), which a language model
+    can tie its vocabulary head to; None when it has none or more than one."""
+    tables = [layer for layer in model.layers
+              if isinstance(layer, keras.layers.ReversibleEmbedding)]
+    return tables[0] if len(tables) == 1 else None
+
+
 # --- parameter-free glue layers ---------------------------------------------------------------
 
 

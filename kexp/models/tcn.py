@@ -14,6 +14,8 @@ t - R + 1 .. t with
 (k = 3 and dilations 1, 2, 4, 8, 16, 32 see R = 253 tokens; `receptive_field` computes it).
 Every conv is causal, so the outputs at the steps of a text never see the padding after it;
 the pooling takes only the text's steps, which makes the output independent of the padding.
+With `pooling="none"` the output is every step's features, each seeing only the tokens up to
+it: what a language model reads (task=language_model).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from kexp.models.sequence import (
     token_input,
 )
 
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "none")
 
 
 def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
@@ -94,10 +96,12 @@ def tcn(input_shape: Sequence[int | None], vocab_size: int,
             each block: 1, 2, 4, ...).
         pooling: "last": the output at the text's last token (the paper's classifier reads
             the last step; with end padding that is the last non-padding step); "mean" /
-            "max": masked mean / maximum over the text's steps.
+            "max": masked mean / maximum over the text's steps; "none": every step's
+            features, (batch, steps, filters), no padding mask (the convs are causal, so
+            step t sees the tokens up to t only: what a language model reads).
         activation: activation after every conv and after every residual sum (paper: relu).
         dropout: dropout rate after every conv's activation (the paper's dropout) and on
-            the pooled features.
+            the pooled features (with pooling="none": on every step's features).
         batch_norm: batch normalization after every dilated conv (the paper uses weight
             normalization, which Keras does not ship as a standard layer). Its batch
             statistics cover every step, padding included (a mask-aware batch norm would
@@ -109,8 +113,10 @@ def tcn(input_shape: Sequence[int | None], vocab_size: int,
         width: multiplier on `filters` and `embedding_dim`.
 
     Returns:
-        A `keras.Model` named "tcn", whose output is one
-        feature vector per example (no head: the task adds its own, kexp.tasks).
+        A `keras.Model` named "tcn", whose output is one feature vector per example
+        ((batch, steps, filters) with pooling="none"; no head: the task adds its own,
+        kexp.tasks). Its token embedding is a `keras.layers.ReversibleEmbedding` named
+        "embedding".
     """
     length = sequence_length(input_shape, "tcn")
     vocab_size = check_vocab_size(vocab_size)
@@ -131,14 +137,16 @@ def tcn(input_shape: Sequence[int | None], vocab_size: int,
     check_initializer(kernel_initializer)
 
     ids = token_input(length)
-    mask = PaddingMask(name="padding_mask")(ids)
-    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
+    every_step = pooling == "none"
+    mask = None if every_step else PaddingMask(name="padding_mask")(ids)
+    x = layers.ReversibleEmbedding(vocab_size, embedding_dim, name="embedding")(ids)
     for i, dilation in enumerate(dilations):
         x = residual_block(x, filters=filters, kernel_size=kernel_size,
                            dilation=dilation, activation=activation, dropout=dropout,
                            batch_norm=batch_norm, l1=l1, l2=l2,
                            kernel_initializer=kernel_initializer, name=f"block{i}")
-    x = MaskedPooling1D(pooling, name=f"{pooling}_pool")(x, mask=mask)
+    if not every_step:
+        x = MaskedPooling1D(pooling, name=f"{pooling}_pool")(x, mask=mask)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     outputs = x  # features: the task puts its head on them (kexp.tasks)

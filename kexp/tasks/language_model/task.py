@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from kexp.data import DataBundle, DataSpec
 
 SAMPLES_DIR, FINAL_SAMPLE = "samples", "sample.txt"
+# what kexp.tune may judge trials by: the validation cross-entropy in any of its units
+OBJECTIVES = ("val_bits_per_token", "val_nats_per_token", "val_perplexity", "val_loss")
 PROMPT_TOKENS = 32  # the default prompt of the epoch samples: the validation split's start
 
 
@@ -42,6 +44,8 @@ class LanguageModel(Task):
         "sample_prompt": (lambda v: v is None or isinstance(v, str), "a string, or null"),
         "sample_length": (lambda v: is_int(v) and v >= 0, "an integer >= 0 (0: no samples)"),
         "sample_temperature": (lambda v: is_number(v) and v >= 0, "a number >= 0 (0: greedy)"),
+        # read by kexp.tune only (tuner.objective); training monitors task.monitor
+        "objective": (lambda v: v in OBJECTIVES, f"one of {', '.join(OBJECTIVES)}"),
     }
     CURVE_METRIC = "bits_per_token"
 
@@ -155,13 +159,10 @@ class LanguageModel(Task):
 
 
 def _embedding(backbone: keras.Model) -> Any:
-    import keras
+    from kexp.models.sequence import token_embedding
 
-    try:
-        layer = backbone.get_layer("embedding")
-    except ValueError:
-        layer = None
-    if not isinstance(layer, keras.layers.ReversibleEmbedding):
+    layer = token_embedding(backbone)
+    if layer is None:
         raise KexpError(f"task.tie_weights: model {backbone.name} has no ReversibleEmbedding "
-                        f"layer named 'embedding' to tie to; set task.tie_weights=false")
+                        f"token table to tie to; set task.tie_weights=false")
     return layer

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui zoo-report bench-tune bench bench-gan docs report clean
+.PHONY: install dev run test lint ui zoo-report bench-tune bench bench-gan bench-lm docs report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ bench: install
 # scoring cost (docs/benchmarks.md, "GAN (task=gan)"); ARGS=--quick is the reduced mode
 bench-gan: install
 	$(PY) -m kexp.tasks.gan.bench $(ARGS)
+
+# language-model training tokens/s: hand-written Keras vs kexp task=language_model, the same
+# layers and batch (docs/benchmarks.md, "Language models"); ARGS="--model gpt_mini --steps 20",
+# ARGS="--text FILE", ARGS=--quick
+bench-lm: install
+	$(PY) -m kexp.tasks.language_model.bench $(ARGS)
 
 # one self-contained HTML page of an experiment's runs (ARGS="experiment=NAME format=md ...")
 report: install

@@ -62,7 +62,9 @@ class Decoded:
 
 class Decoder:
     """Batched sampling from `model`, a causal model from (n, context) int32 ids to
-    (n, context, vocab) logits; the loop is one tf.function over tf.while_loop."""
+    (n, context, vocab) logits, or an encoder-decoder from [(n, source) ids, (n, context)
+    ids] (`source=` in the call: a translation's decoder window, conditioned on the source);
+    the loop is one tf.function over tf.while_loop."""
 
     def __init__(self, model: keras.Model, context: int) -> None:
         self.model = model
@@ -76,10 +78,11 @@ class Decoder:
 
     def __call__(self, prompt: list[int] | np.ndarray, n: int = 1, length: int = 100,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 seed: int = 0) -> Decoded:
+                 seed: int = 0, source: np.ndarray | None = None) -> Decoded:
         """`length` new tokens after `prompt` for each of `n` samples: one list of ids for
         all, or an (n, p) array of one prompt per sample. Only a prompt's last `context`
-        ids are read; it must hold at least one."""
+        ids are read; it must hold at least one. `source`: (n, source length) ids an
+        encoder-decoder reads beside the window."""
         prompts = np.asarray(prompt, np.int32).reshape(-1, np.shape(prompt)[-1])
         if prompts.shape[-1] == 0:
             raise ValueError("decoding needs a prompt of at least one token")
@@ -91,15 +94,16 @@ class Decoder:
                          tf.constant(int(length), tf.int32),
                          tf.constant(float(temperature), tf.float32),
                          tf.constant(int(top_k), tf.int32), tf.constant(float(top_p), tf.float32),
-                         tf.constant(int(seed), tf.int32)).numpy()
+                         tf.constant(int(seed), tf.int32),
+                         None if source is None else tf.constant(source, tf.int32)).numpy()
         return Decoded(ids, time.perf_counter() - started)
 
-    def _decode(self, buffer, filled, length, temperature, top_k, top_p, seed):
+    def _decode(self, buffer, filled, length, temperature, top_k, top_p, seed, source=None):
         steps = tf.TensorArray(tf.int32, size=length)
         positions = tf.range(self.context)[None, :]
 
         def step(i, buffer, filled, steps):
-            logits = self.model(buffer, training=False)
+            logits = self.model(buffer if source is None else [source, buffer], training=False)
             token = next_tokens(logits[:, filled - 1, :], temperature, top_k, top_p,
                                 tf.stack([seed, i]))
             full = filled >= self.context

@@ -104,7 +104,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                    "examples_per_second": round(throughput.per_second, 1),
                    # a language model's examples are windows of data.context tokens
                    **({"tokens_per_second": round(throughput.per_second *
-                                                  data.spec.input_shape[0], 1)}
+                                                  data.spec.tokens_per_example, 1)}
                       if data.spec.token_unit else {}),
                    "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2),
                    "stopped_on_time": budget.stopped_on_time}

@@ -19,7 +19,8 @@ README = ROOT / "README.md"
 # module (or console script) -> (module, its top-level config)
 MODULES = {name: (module, config) for module, config in (
     ("kexp", "train"), ("kexp.tune", "tune"), ("kexp.eval", "eval"), ("kexp.sync", "sync"),
-    ("kexp.report", "report"), ("kexp.generate", "generate"), ("kexp.stylize", "stylize"))
+    ("kexp.report", "report"), ("kexp.generate", "generate"), ("kexp.stylize", "stylize"),
+    ("kexp.translate", "translate"))
     for name in (module, module.replace(".", "-"))}
 # commands that need a finished run, a server or a second machine: the tests that run them
 RUN_ELSEWHERE = {
@@ -32,6 +33,8 @@ RUN_ELSEWHERE = {
         "test_tracking_faults.py::test_store_lost_mid_run_then_synced_once",
     "python -m kexp.generate run_dir=":
         "test_gan.py::test_generate_writes_the_files_other_tools_read",
+    "python -m kexp.translate run_dir=":
+        "test_seq2seq.py::test_kexp_translate_reverses_a_sentence_and_a_file",
     "python -m kexp.stylize content=":
         "test_stylize.py::test_end_to_end_as_a_subprocess_and_as_one_mlflow_run",
     "python -m kexp --config-dir my_conf task=":
@@ -84,7 +87,9 @@ def user_files(tmp_path_factory) -> dict[str, str]:
     (root / "corpus").mkdir()
     (root / "corpus" / "a.txt").write_text("It is a truth universally acknowledged.\n")
     (root / "book.txt").write_text("It is a truth universally acknowledged.\n")
-    return {"/data/book.txt": str(root / "book.txt"), "/data/corpus": str(root / "corpus"),
+    (root / "fra-eng.tsv").write_text("I am cold.\tJ'ai froid.\n")
+    return {"/data/fra-eng.tsv": str(root / "fra-eng.tsv"),
+            "/data/book.txt": str(root / "book.txt"), "/data/corpus": str(root / "corpus"),
             "/data/pets": str(root / "pets"), "/data/arrays.npz": str(root / "arrays.npz"),
             "/data/houses.csv": str(root / "houses.csv"), "/data/iris.csv": str(root / "iris.csv")}
 

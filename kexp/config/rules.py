@@ -222,7 +222,7 @@ def is_tracking_uri(v: Any) -> bool:
 
 # data.source: the loaders of kexp.data.SOURCES (which imports this module, hence the copy)
 DATA_SOURCES = ("digits", "tfds", "npz", "image_folder", "tfds_text", "text_csv", "diabetes",
-                "table", "text_file", "tiny_shakespeare")
+                "table", "text_file", "tiny_shakespeare", "parallel_text")
 AUGMENT_ON = ("pipeline", "model")  # data.augment_on: where training images are augmented
 # data.standardize (null is none)
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
@@ -417,7 +417,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.depth": (_or_null(_positive_int), "a positive integer"),
     "model.activation": _choice(*ACTIVATIONS),
     "model.kernel_initializer": _choice(*INITIALIZERS),
-    "model.attention": _choice("none", "se", "cbam"),
+    # image families: channel attention; rnn_seq2seq: the decoder's (its own rule below)
+    "model.attention": _choice("none", "se", "cbam", "bahdanau", "luong_dot", "luong_general"),
     "callbacks.early_stopping.patience": (_non_negative_int, "an integer >= 0"),
     "callbacks.early_stopping.min_delta": (_non_negative_number, "a number >= 0"),
     "callbacks.checkpoint.mode": _choice("max", "min", "auto"),
@@ -453,7 +454,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.text_column": (_text, "a column name"),
     "data.label_column": (_text, "a column name"),
     "data.target": (_names, "a column name or a list of column names"),
-    "data.targets": _choice("classes", "real"),
+    # tokens: a language model's or a translation's (their data sources refuse other tasks')
+    "data.targets": _choice("classes", "real", "tokens"),
     "data.columns": (_or_null(_list_of(_text)), "a list of column names, or null for all"),
     "data.delimiter": (_delimiter, "one character such as ',' ';' '|', or tab"),
     "data.missing": _choice("error", "drop", "impute"),
@@ -464,6 +466,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.lowercase": (lambda v: isinstance(v, bool), "true or false"),
     "data.punctuation": _choice("split", "strip", "keep"),
     "data.fingerprint": (lambda v: isinstance(v, bool), "true or false"),
+    "data.normalize": _choice("nfc", "none"),
+    "data.reverse": (lambda v: isinstance(v, bool), "true or false"),
+    "data.max_pairs": (_or_null(_positive_int), "a positive integer or null"),
+    "data.max_length": _POSITIVE_INT,
     "paths.log_dir": (_usable_dir, "a directory kexp can create and write to"),
     "run_name": (_or_null(lambda v: isinstance(v, str)),
                  "a string or null (quote digits: run_name=\"'2024'\")"),
@@ -522,6 +528,13 @@ FAMILY_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "transformer": {"model.positional": _choice("learned", "sinusoidal"),
                     "model.pooling": _choice("mean", "max", "cls", "none"),
                     "model.ff_dim": _POSITIVE_INT},
+    "rnn_seq2seq": {"model.cell": _choice("gru", "lstm"),
+                    "model.attention": _choice("none", "bahdanau", "luong_dot", "luong_general")},
+    "transformer_seq2seq": {"model.num_layers": _POSITIVE_INT,
+                            "model.positional": _choice("learned", "sinusoidal"),
+                            "model.shared_embeddings": (lambda v: isinstance(v, bool),
+                                                        "true or false"),
+                            "model.ff_dim": _POSITIVE_INT},
     "gpt": {"model.num_layers": _POSITIVE_INT,
             "model.ff_dim": (_or_null(_positive_int), "a positive integer, or null for 4 * "
                                                      "embed_dim"),

@@ -38,8 +38,23 @@ class DataSpec:
     # x and y are then (B, context) int32 ids, y the next token of each x, and val and test
     # add a (B, context) float32 weight that counts every target token of the split once
     token_unit: str | None = None
-    # language-model corpora only: the tokens of the train, val and test splits
+    # language-model corpora only: the tokens of the train, val and test splits (sequence
+    # pairs: their target tokens, each [END] included, the positions the loss counts)
     num_tokens: tuple[int, int, int] | None = None
+    # sequence pairs only (kexp.data.pairs): (target_length,) of the decoder's ids and the
+    # target vocabulary; x is then (source ids, decoder input), y the decoder target
+    target_shape: tuple[int, ...] | None = None
+    target_vocab_size: int | None = None
+
+    @property
+    def tokens_per_example(self) -> float | None:
+        """The tokens one training example trains on: a language model's window, or the mean
+        target tokens of a training pair; None for data that are not text tokens."""
+        if self.token_unit is None:
+            return None
+        if self.target_shape is None:
+            return float(self.input_shape[0])
+        return self.num_tokens[0] / max(1, self.num_train)
 
     @property
     def is_regression(self) -> bool:
@@ -66,5 +81,9 @@ class DataBundle:
     # DataEpoch callback sets it at every epoch's start
     epoch: tf.Variable | None = None
     # language-model corpora only: the kexp.data.tokenizer.Tokenizer of the token ids (its
-    # vocabulary fitted on the training split; saved with the run as vocabulary.json)
+    # vocabulary fitted on the training split; saved with the run as vocabulary.json);
+    # sequence pairs: a kexp.data.pairs.Translation (both sides' tokenizers and lengths)
     tokenizer: Any = None
+    # sequence pairs only: the (source, target) texts of each split's pairs, in the order of
+    # its batches ("train", "val", "test"): the references BLEU compares with
+    pairs: dict[str, list[tuple[str, str]]] | None = None

@@ -74,3 +74,14 @@ class RawCorpus:
     val: str
     test: str
     version: str | None = None
+
+
+@dataclass
+class RawPairs:
+    """What a sequence-to-sequence source hands over: (source, target) text pairs per split,
+    held-out splits made by distinct source sentence (kexp.data.pairs tokenizes them)."""
+
+    train: list[tuple[str, str]]
+    val: list[tuple[str, str]]
+    test: list[tuple[str, str]]
+    version: str | None = None

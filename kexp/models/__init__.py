@@ -45,16 +45,21 @@ def names() -> list[str]:
 
 
 def backbone_names() -> list[str]:
-    """The presets that build one network (a backbone, or a whole classifier): every option
-    but the generative ones (gan_mlp, dcgan), which build a generator and a discriminator
-    for task=gan."""
+    """The presets that build one network on one input (a backbone, or a whole classifier):
+    every option but the generative ones (gan_mlp, dcgan), which build a generator and a
+    discriminator for task=gan, and the encoder-decoders (rnn_seq2seq, transformer_seq2seq),
+    which read a source and a target sequence for task=seq2seq."""
     from kexp.config import compose, config_dir
+    from kexp.models.encoder_decoder import is_encoder_decoder
     from kexp.models.generative import is_generative
 
     def target(name: str) -> str:
         return compose(config_dir(), "train", [f"model={name}"]).model._target_
 
-    return [n for n in names() if not is_generative(resolve_builder(target(n)))]
+    def one_network(builder) -> bool:
+        return not is_generative(builder) and not is_encoder_decoder(builder)
+
+    return [n for n in names() if one_network(resolve_builder(target(n)))]
 
 
 def has_own_head(model_cfg: DictConfig, allow_targets: Sequence[str] | None = None) -> bool:
@@ -92,6 +97,9 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
     if getattr(builder, "generative", False):
         raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} builds a generator "
                         f"and a discriminator: use it with task=gan")
+    if getattr(builder, "encoder_decoder", False):
+        raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} reads a source "
+                        f"sequence and writes a target one: use it with task=seq2seq")
     knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
              if k not in _META_KEYS}
     accepted = inspect.signature(builder).parameters

@@ -85,13 +85,18 @@ class Task:
 
     def check_model(self, model_cfg: DictConfig, allow_targets: Sequence[str] = ()) -> None:
         """One-line KexpError when the model cannot serve this task; runs before the data
-        load. Default: any builder of one network (not a generator-discriminator pair)."""
+        load. Default: any builder of one network (not a generator-discriminator pair, not
+        an encoder-decoder)."""
         from kexp.models import resolve_builder
         from kexp.models.generative import is_generative
 
-        if is_generative(resolve_builder(model_cfg._target_, allow_targets)):
+        builder = resolve_builder(model_cfg._target_, allow_targets)
+        if is_generative(builder):
             raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} builds a "
                             f"generator and a discriminator: use it with task=gan")
+        if getattr(builder, "encoder_decoder", False):
+            raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} reads a source "
+                            f"sequence and writes a target one: use it with task=seq2seq")
 
     def data_config(self, data_cfg: DictConfig) -> DictConfig:
         """The `data` config the task reads its data with (default: as configured)."""

@@ -21,9 +21,10 @@ def load_raw(cfg: DictConfig, seed: int) -> RawSplits:
     """Hold out data.test_fraction, then data.val_fraction of the rest (seeded, not stratified);
     standardize the raw features with the training split's mean and std."""
     # the task's targets (data.targets: ${task.targets}) must be real; without a task, they are
-    if targets_kind(cfg, "real", unresolved="real") != "real":
-        raise KexpError("data.targets: classes, but data=diabetes predicts a real number (the "
-                        "disease progression); use task=regression")
+    kind = targets_kind(cfg, "real", unresolved="real")
+    if kind != "real":
+        raise KexpError(f"data.targets: {kind}, but data=diabetes predicts a real number (the "
+                        f"disease progression); use task=regression")
     test_fraction = keys.fraction(cfg, "test_fraction")
     val_fraction = keys.fraction(cfg, "val_fraction")
     table = load_diabetes(scaled=False)  # raw units (age in years, bmi, ...), not sklearn's scaling

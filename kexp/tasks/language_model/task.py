@@ -50,7 +50,7 @@ class LanguageModel(Task):
     CURVE_METRIC = "bits_per_token"
 
     def check_data(self, spec: DataSpec, data_name: str) -> None:
-        if getattr(spec, "token_unit", None) is None:
+        if spec.token_unit is None or spec.target_shape is not None:
             raise KexpError(f"task=language_model reads a text corpus, but data={data_name} is "
                             f"not one; use data=text_file data.path=<file or folder> or "
                             f"data=tiny_shakespeare")

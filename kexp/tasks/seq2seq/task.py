@@ -1,0 +1,110 @@
+"""task=seq2seq: an encoder-decoder learns to write the target sequence of a source one.
+
+The model (an `@encoder_decoder` builder, kexp/models/encoder_decoder.py) reads the source ids
+and the decoder input ([START] t1 .. tn, teacher forcing) and gives float32 logits over the
+target vocabulary at every target position. The loss is the cross-entropy of t1 .. tn [END],
+weighted by the batches' weight, which is 0 on padding, so neither the loss (Keras'
+mean_with_sample_weight: the mean over real target tokens) nor the token accuracy ever counts
+a padded position. The monitor is the validation loss.
+
+After training, the kept model translates the whole test split greedily (kexp.decoding) and
+sacreBLEU scores it: test_bleu and test_chrf in metrics.json, their signatures as MLflow
+params, every translation in test_translations.tsv and the first `task.examples` in
+translations.html.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kexp.config import is_int
+from kexp.errors import KexpError
+from kexp.tasks.base import Task
+
+if TYPE_CHECKING:
+    import keras
+    from omegaconf import DictConfig
+
+    from kexp.data import DataBundle, DataSpec
+
+
+class Seq2Seq(Task):
+    """Masked next-token cross-entropy of an encoder-decoder; BLEU and chrF at the end."""
+
+    LOSSES = ("cross_entropy",)
+    METRICS = ("accuracy",)
+    TARGETS = "tokens"
+    KNOBS = {
+        "examples": (lambda v: is_int(v) and v >= 0,
+                     "an integer >= 0 (test translations shown in translations.html)"),
+    }
+    CURVE_METRIC = "accuracy"
+
+    def check_model(self, model_cfg: DictConfig, allow_targets: Sequence[str] = ()) -> None:
+        from kexp.models import resolve_builder
+
+        if not getattr(resolve_builder(model_cfg._target_, allow_targets), "encoder_decoder",
+                       False):
+            raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} is not an "
+                            f"encoder-decoder; task=seq2seq needs one: model=rnn_seq2seq or "
+                            f"model=transformer_seq2seq")
+
+    def check_data(self, spec: DataSpec, data_name: str) -> None:
+        if spec.target_shape is None:
+            raise KexpError(f"task=seq2seq reads sentence pairs, but data={data_name} is not "
+                            f"such a set; use data=parallel_text data.path=<source<TAB>target "
+                            f"file>")
+
+    def build_model(self, model_cfg: DictConfig, spec: DataSpec,
+                    allow_targets: Sequence[str] = ()) -> keras.Model:
+        """The encoder-decoder `model_cfg` names, sized by both vocabularies and lengths."""
+        from omegaconf import OmegaConf
+
+        from kexp.models import resolve_builder
+
+        builder = resolve_builder(model_cfg._target_, allow_targets)
+        knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
+                 if k not in ("_target_", "name")}
+        return builder(input_shape=tuple(spec.input_shape), vocab_size=int(spec.vocab_size),
+                       target_shape=tuple(spec.target_shape),
+                       target_vocab_size=int(spec.target_vocab_size), **knobs)
+
+    def compile_args(self, spec: DataSpec) -> dict[str, Any]:
+        import keras
+
+        loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight")
+        # weighted_metrics: Keras 3 hands the sample weights (0 on padding) to these only
+        return {"loss": loss,
+                "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+    def callbacks(self, model: keras.Model, data: DataBundle, out: Path | None,
+                  tracker: Any, history: dict[str, list[float]] | None = None) -> list[Any]:
+        if out is not None:  # a tuning trial writes no files
+            tracker.log_artifact(data.tokenizer.save(out))
+        return []
+
+    def evaluate(self, model: keras.Model, data: DataBundle, out: Path
+                 ) -> tuple[list[Path], dict[str, float], dict[str, float]]:
+        """The test split translated greedily and scored by sacreBLEU."""
+        from kexp.tasks.seq2seq.translation import scores, translate, write_examples
+
+        pairs = data.pairs["test"]
+        hypotheses, speed = translate(model, data.tokenizer, [s for s, _ in pairs])
+        lowercase = data.tokenizer.target.lowercase
+        found = scores(hypotheses, [t for _, t in pairs], lowercase)
+        files = write_examples(pairs, hypotheses, out, int(self.settings.get("examples", 20)))
+        (out / "sacrebleu.txt").write_text(f"BLEU {found['bleu']:.2f} "
+                                           f"{found['bleu_signature']}\nchrF "
+                                           f"{found['chrf']:.2f} {found['chrf_signature']}\n",
+                                           encoding="utf-8")
+        metrics = {"test_bleu": round(found["bleu"], 4), "test_chrf": round(found["chrf"], 4)}
+        return ([*files, out / "sacrebleu.txt"], metrics,
+                {"decoding_tokens_per_second": round(speed, 1)})
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        shown = [k for k in ("test_bleu", "test_chrf", "test_accuracy", "test_loss")
+                 if k in metrics]
+        return "  ".join(f"{k} {metrics[k]:.4f}" for k in shown)

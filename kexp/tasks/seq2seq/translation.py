@@ -1,0 +1,88 @@
+"""Translating with a trained encoder-decoder and judging the result: greedy decoding through
+kexp.decoding (the language model's loop, conditioned on the source), corpus BLEU and chrF
+from sacreBLEU, and the test examples as an HTML table.
+
+sacreBLEU is the field's standard (Post, 2018): it tokenizes hypotheses and references itself
+(13a), so the numbers compare with published ones, and its signature string records how they
+were computed. The references are the target sentences as the data file has them (after NFC);
+with `data.lowercase` the model writes lowercase, so BLEU and chrF are then computed
+case-insensitively, which the signature records ("case:lc").
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kexp.data.pairs import START_ID, Translation
+
+EXAMPLES_FILE = "translations.html"
+TSV_FILE = "test_translations.tsv"
+
+
+def translate(model: Any, translation: Translation, sources: list[str], batch_size: int = 64,
+              key: str = "text", decoder: Any = None) -> tuple[list[str], float]:
+    """Greedy translations of `sources` (texts) and the decoding speed in target tokens per
+    second. One Decoder (one trace per batch size) serves every batch."""
+    from kexp.decoding import Decoder
+
+    if not sources:
+        return [], float("nan")
+    decoder = decoder or Decoder(model, translation.target_length)
+    ids = np.asarray([translation.encode_source(s, key) for s in sources], np.int32)
+    out, seconds, written = [], 0.0, 0
+    for start in range(0, len(ids), batch_size):
+        source = ids[start:start + batch_size]
+        decoded = decoder([START_ID], n=len(source), length=translation.target_length - 1,
+                          temperature=0.0, source=source)
+        seconds += decoded.seconds
+        texts = [translation.decode_target(row) for row in decoded.ids]
+        written += sum(len(translation.target.split(t)) + 1 for t in texts)
+        out.extend(texts)
+    return out, written / seconds if seconds > 0 else float("nan")
+
+
+def scores(hypotheses: list[str], references: list[str], lowercase: bool) -> dict[str, Any]:
+    """Corpus BLEU and chrF (sacreBLEU, one reference per sentence) and their signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    bleu, chrf = BLEU(lowercase=lowercase), CHRF(lowercase=lowercase)
+    return {"bleu": float(bleu.corpus_score(hypotheses, [references]).score),
+            "chrf": float(chrf.corpus_score(hypotheses, [references]).score),
+            "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature())}
+
+
+def write_examples(pairs: list[tuple[str, str]], hypotheses: list[str], out: Path,
+                   shown: int) -> list[Path]:
+    """Every test translation as a TSV (source, reference, hypothesis) and the first `shown`
+    as an HTML table."""
+    tsv = out / TSV_FILE
+    tsv.write_text("source\treference\thypothesis\n" + "".join(
+        f"{s}\t{r}\t{h}\n" for (s, r), h in zip(pairs, hypotheses, strict=True)),
+        encoding="utf-8")
+    rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{html.escape(r)}</td>"
+                   f"<td>{html.escape(h)}</td></tr>\n"
+                   for (s, r), h in list(zip(pairs, hypotheses, strict=True))[:shown])
+    page = out / EXAMPLES_FILE
+    page.write_text(f"<!doctype html><meta charset='utf-8'><title>test translations</title>\n"
+                    f"<table border=1 cellpadding=4><tr><th>source</th><th>reference</th>"
+                    f"<th>model</th></tr>\n{rows}</table>\n", encoding="utf-8")
+    return [page, tsv]
+
+
+def translate_run(folder: str | Path, texts: list[str], batch_size: int = 64,
+                  unsafe_load: bool = False) -> tuple[list[str], float]:
+    """`kexp.translate`: the finished task=seq2seq run in `folder` translates `texts`."""
+    from kexp import run_dir
+    from kexp.models import load_model
+
+    folder = run_dir.finished_run(folder)
+    translation = Translation.load(folder)
+    model = load_model(folder / run_dir.MODEL_FILE, safe_mode=not unsafe_load, compile=False)
+    return translate(model, translation, texts, batch_size)

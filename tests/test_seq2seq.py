@@ -52,14 +52,14 @@ def test_an_attention_model_learns_to_reverse_and_bleu_says_so(seq2seq_run):
     assert metrics["tokens_per_second"] > 0
     assert json.loads((run / "metrics.json").read_text())["test_bleu"] == metrics["test_bleu"]
     signature = (run / "sacrebleu.txt").read_text(encoding="utf-8")
-    assert "nrefs:1|case:lc|eff:no|tok:13a" in signature  # lowercase data: case-insensitive
+    assert "|case:lc|eff:no|tok:13a" in signature  # lowercase data: case-insensitive
 
 
 def test_the_test_translations_are_kept_beside_their_references(seq2seq_run):
     _, run = seq2seq_run
     rows = (run / "test_translations.tsv").read_text(encoding="utf-8").splitlines()
     assert rows[0] == "source\treference\thypothesis" and len(rows) > 50
-    right = sum(r.split("\t")[1] == r.split("\t")[2] for r in rows[1:])
+    right = sum(r.split("\t")[2] in r.split("\t")[1].split(" | ") for r in rows[1:])
     assert right > 0.8 * (len(rows) - 1)
     page = (run / "translations.html").read_text(encoding="utf-8")
     assert page.count("<tr>") == 21  # the header and task.examples=20
@@ -72,10 +72,22 @@ def test_bleu_is_sacrebleus_corpus_bleu():
     from kexp.tasks.seq2seq.translation import scores
 
     hyps, refs = ["the cat sat on the mat", "a dog"], ["the cat sat on a mat", "a dog ran"]
-    found = scores(hyps, refs, lowercase=False)
+    found = scores(hyps, [[r] for r in refs], lowercase=False)
     assert math.isclose(found["bleu"], sacrebleu.corpus_bleu(hyps, [refs]).score)
     assert math.isclose(found["chrf"], sacrebleu.corpus_chrf(hyps, [refs]).score)
-    assert scores(refs, refs, lowercase=False)["bleu"] == pytest.approx(100.0)
+    assert scores(refs, [[r] for r in refs], lowercase=False)["bleu"] == pytest.approx(100.0)
+    # a second reference for one sentence: "a dog ran" is now matched exactly
+    two = scores(["the cat sat on a mat", "a dog ran"], [["the cat sat on a mat"],
+                                                        ["a dog", "a dog ran"]], False)
+    assert two["bleu"] == pytest.approx(100.0) and "nrefs:var" in two["bleu_signature"]
+
+
+def test_every_source_is_translated_once_against_all_its_references():
+    from kexp.tasks.seq2seq.translation import by_source
+
+    sources, references = by_source([("Run!", "Cours !"), ("Go.", "Va !"),
+                                     ("Run!", "Courez !")])
+    assert sources == ["Run!", "Go."] and references == [["Cours !", "Courez !"], ["Va !"]]
 
 
 def test_kexp_translate_reverses_a_sentence_and_a_file(seq2seq_run, tmp_path):

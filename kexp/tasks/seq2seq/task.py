@@ -7,10 +7,11 @@ weighted by the batches' weight, which is 0 on padding, so neither the loss (Ker
 mean_with_sample_weight: the mean over real target tokens) nor the token accuracy ever counts
 a padded position. The monitor is the validation loss.
 
-After training, the kept model translates the whole test split greedily (kexp.decoding) and
-sacreBLEU scores it: test_bleu and test_chrf in metrics.json, their signatures as MLflow
-params, every translation in test_translations.tsv and the first `task.examples` in
-translations.html.
+After training, the kept model translates every distinct source of the test split greedily
+(kexp.decoding) and sacreBLEU scores it against all of that source's targets: test_bleu and
+test_chrf in metrics.json, their signatures in sacrebleu.txt, every translation in
+test_translations.tsv (the references of a source joined by " | ") and the first
+`task.examples` in translations.html.
 """
 
 from __future__ import annotations
@@ -89,13 +90,14 @@ class Seq2Seq(Task):
     def evaluate(self, model: keras.Model, data: DataBundle, out: Path
                  ) -> tuple[list[Path], dict[str, float], dict[str, float]]:
         """The test split translated greedily and scored by sacreBLEU."""
-        from kexp.tasks.seq2seq.translation import scores, translate, write_examples
+        from kexp.tasks.seq2seq.translation import by_source, scores, translate, write_examples
 
-        pairs = data.pairs["test"]
-        hypotheses, speed = translate(model, data.tokenizer, [s for s, _ in pairs])
-        lowercase = data.tokenizer.target.lowercase
-        found = scores(hypotheses, [t for _, t in pairs], lowercase)
-        files = write_examples(pairs, hypotheses, out, int(self.settings.get("examples", 20)))
+        sources, references = by_source(data.pairs["test"])
+        hypotheses, speed = translate(model, data.tokenizer, sources)
+        found = scores(hypotheses, references, data.tokenizer.target.lowercase)
+        files = write_examples([(s, " | ".join(r)) for s, r in zip(sources, references,
+                                                                    strict=True)],
+                               hypotheses, out, int(self.settings.get("examples", 20)))
         (out / "sacrebleu.txt").write_text(f"BLEU {found['bleu']:.2f} "
                                            f"{found['bleu_signature']}\nchrF "
                                            f"{found['chrf']:.2f} {found['chrf_signature']}\n",

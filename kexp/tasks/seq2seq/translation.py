@@ -4,8 +4,11 @@ from sacreBLEU, and the test examples as an HTML table.
 
 sacreBLEU is the field's standard (Post, 2018): it tokenizes hypotheses and references itself
 (13a), so the numbers compare with published ones, and its signature string records how they
-were computed. The references are the target sentences as the data file has them (after NFC);
-with `data.lowercase` the model writes lowercase, so BLEU and chrF are then computed
+were computed. Each distinct test source is translated once and scored against every target
+the file gives it (sacreBLEU's variable number of references: "nrefs:var" in the signature
+where they differ), since a model cannot know which of several translations a line holds.
+The references are the target sentences as the data file has them (after NFC); with
+`data.lowercase` the model writes lowercase, so BLEU and chrF are then computed
 case-insensitively, which the signature records ("case:lc").
 """
 
@@ -45,17 +48,31 @@ def translate(model: Any, translation: Translation, sources: list[str], batch_si
     return out, written / seconds if seconds > 0 else float("nan")
 
 
-def scores(hypotheses: list[str], references: list[str], lowercase: bool) -> dict[str, Any]:
-    """Corpus BLEU and chrF (sacreBLEU, one reference per sentence) and their signatures."""
+def scores(hypotheses: list[str], references: list[list[str]], lowercase: bool
+           ) -> dict[str, Any]:
+    """Corpus BLEU and chrF (sacreBLEU) of one hypothesis per source against every reference
+    translation of that source (any number each), and their signatures."""
     from sacrebleu.metrics import BLEU, CHRF
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    most = max(len(r) for r in references)
+    # sacreBLEU's streams: reference k of every sentence, None where a sentence has fewer
+    streams = [[r[k] if k < len(r) else None for r in references] for k in range(most)]
     bleu, chrf = BLEU(lowercase=lowercase), CHRF(lowercase=lowercase)
-    return {"bleu": float(bleu.corpus_score(hypotheses, [references]).score),
-            "chrf": float(chrf.corpus_score(hypotheses, [references]).score),
+    return {"bleu": float(bleu.corpus_score(hypotheses, streams).score),
+            "chrf": float(chrf.corpus_score(hypotheses, streams).score),
             "bleu_signature": str(bleu.get_signature()),
             "chrf_signature": str(chrf.get_signature())}
+
+
+def by_source(pairs: list[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:
+    """The distinct sources of `pairs` in order and all the targets each has (an Anki file
+    holds several translations of one sentence: each is a valid reference)."""
+    grouped: dict[str, list[str]] = {}
+    for source, target in pairs:
+        grouped.setdefault(source, []).append(target)
+    return list(grouped), list(grouped.values())
 
 
 def write_examples(pairs: list[tuple[str, str]], hypotheses: list[str], out: Path,

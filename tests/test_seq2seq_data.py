@@ -118,3 +118,10 @@ def test_a_non_utf8_file_names_the_byte_offset(tmp_path):
     path.write_bytes("Go.\tVa !\nsummer\tété\n".encode("latin-1"))
     with pytest.raises(KexpError, match=r"byte 0xe9 at offset 16"):
         load(path)
+
+
+def test_decoded_words_rejoin_apostrophes_and_hyphens_as_the_references_write_them():
+    from kexp.data.tokenizer import Tokenizer
+
+    tok = Tokenizer.fit("j'ai vu l'aide, montre-moi !", "word")
+    assert tok.decode(tok.encode("j'ai vu l'aide, montre-moi")) == "j'ai vu l'aide, montre-moi"

@@ -37,6 +37,9 @@ _MARK = re.compile(r"[^\w\s]")
 # in decoded words: no space before a closing mark, none after an opening one
 _CLOSING = frozenset(",.;:!?)]}%")
 _OPENING = frozenset("([{")
+# in decoded words: no space on either side of an apostrophe or a hyphen ("l'aide",
+# "montre-moi", "don't"), which the split tokenizes as tokens of their own
+_JOINING = frozenset("'-’")
 
 
 class Tokenizer:
@@ -126,13 +129,14 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """The text of `ids`: padding dropped, [UNK] written as [UNK]. Characters are joined as
         they are; words with single spaces, none before a split-off closing mark (, . ; : ! ?
-        ) ] } %) or after an opening one (( [ {)."""
+        ) ] } %), after an opening one (( [ {) or around an apostrophe or hyphen."""
         tokens = [self.tokens[int(i)] for i in ids if int(i) != PAD_ID]
         if self.unit == "char":
             return "".join(tokens)
         out: list[str] = []
         for token in tokens:
-            if out and not (token in _CLOSING or out[-1] in _OPENING):
+            if out and not (token in _CLOSING or out[-1] in _OPENING or token in _JOINING
+                            or out[-1] in _JOINING):
                 out.append(" ")
             out.append(token)
         return "".join(out)

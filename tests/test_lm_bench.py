@@ -13,7 +13,8 @@ from tests.conftest import run_kexp
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("model", ["lstm", "gpt_mini"])
+# gpt_mini: the longer hand-written path (the lstm's is a subset of its plumbing); ~20 s
+@pytest.mark.parametrize("model", ["gpt_mini"])
 def test_quick_mode_times_both_sides_on_the_same_weights(tmp_path, model):
     out = tmp_path / "lm.json"
     done = run_kexp(["--quick", "--model", model, "--out", str(out)], tmp_path,

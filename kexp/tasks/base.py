@@ -88,13 +88,14 @@ class Task:
         load. Default: any builder of one network (not a generator-discriminator pair, not
         an encoder-decoder)."""
         from kexp.models import resolve_builder
+        from kexp.models.encoder_decoder import is_encoder_decoder
         from kexp.models.generative import is_generative
 
         builder = resolve_builder(model_cfg._target_, allow_targets)
         if is_generative(builder):
             raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} builds a "
                             f"generator and a discriminator: use it with task=gan")
-        if getattr(builder, "encoder_decoder", False):
+        if is_encoder_decoder(builder):
             raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} reads a source "
                             f"sequence and writes a target one: use it with task=seq2seq")
 

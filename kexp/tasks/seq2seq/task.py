@@ -45,9 +45,9 @@ class Seq2Seq(Task):
 
     def check_model(self, model_cfg: DictConfig, allow_targets: Sequence[str] = ()) -> None:
         from kexp.models import resolve_builder
+        from kexp.models.encoder_decoder import is_encoder_decoder
 
-        if not getattr(resolve_builder(model_cfg._target_, allow_targets), "encoder_decoder",
-                       False):
+        if not is_encoder_decoder(resolve_builder(model_cfg._target_, allow_targets)):
             raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} is not an "
                             f"encoder-decoder; task=seq2seq needs one: model=rnn_seq2seq or "
                             f"model=transformer_seq2seq")

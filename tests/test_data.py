@@ -78,6 +78,16 @@ def test_train_order_is_a_function_of_seed_and_epoch():
     np.testing.assert_array_equal(unbatch(fresh.train)[1], second_epoch)
 
 
+def test_train_order_ignores_the_global_seed_even_when_it_is_zero():
+    """`seed=0` runs set TensorFlow's global seed to 0, which once broke building the
+    shuffle (tf's get_seed compares a tensor op seed with 0 in Python)."""
+    orders = []
+    for global_seed in (0, 5):
+        tf.random.set_seed(global_seed)
+        orders.append(unbatch(load(data_cfg("digits"), 64, 0).train)[1])
+    np.testing.assert_array_equal(orders[0], orders[1])
+
+
 def test_seed_none_shuffles_freely_but_keeps_the_test_split():
     a, b = load(data_cfg("digits"), 400, None), load(data_cfg("digits"), 400, None)
     np.testing.assert_array_equal(unbatch(a.test)[1], unbatch(b.test)[1])

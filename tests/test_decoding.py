@@ -3,6 +3,8 @@ definitions, and the batched loop: compiled once, seeded, causal windows read ri
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,64 @@ def test_sampling_is_seeded():
     c = decoder([1, 2], n=8, length=20, temperature=1.0, seed=4).ids
     assert (a == b).all() and (a != c).any()
     assert len({tuple(r) for r in a}) > 1  # the n samples of one call differ
+
+
+# ---------------------------------------------------------------------------- beam search
+
+START, END = 1, 2
+
+
+def bigram_model(table: np.ndarray) -> keras.Model:
+    """Logits at each position = log P(next | this token): a causal model whose most likely
+    sequences can be found by enumeration."""
+    ids = keras.Input((None,), dtype="int32")
+    init = keras.initializers.Constant(np.log(table))
+    return keras.Model(ids, keras.layers.Embedding(len(table), len(table),
+                                                   embeddings_initializer=init)(ids))
+
+
+def best_by_enumeration(table: np.ndarray, length: int, alpha: float) -> list[int]:
+    """The sequence after START (ending at END or after `length` tokens) of the highest
+    log-probability / ((5 + tokens) / 6) ** alpha, by trying them all."""
+    best, best_score = None, -np.inf
+    for n in range(1, length + 1):
+        for seq in itertools.product(range(1, len(table)), repeat=n):
+            if END in seq[:-1] or (n < length and seq[-1] != END):
+                continue
+            logp = sum(np.log(table[a, b]) for a, b in zip((START, *seq), seq, strict=False))
+            score = logp / ((5 + n) / 6) ** alpha
+            if score > best_score:
+                best, best_score = list(seq), score
+    return best
+
+
+def test_beam_search_finds_the_likelier_sequence_greedy_decoding_misses():
+    table = np.full((5, 5), 1e-9)
+    table[START, 3:] = 0.6, 0.4        # greedy takes 3 (0.6) ...
+    table[3, 3:] = 0.5, 0.5            # ... and then 0.5, 0.5: 0.15 in all
+    table[4, END] = table[END, END] = 1.0  # 4 then END: 0.4
+    decoder = Decoder(bigram_model(table / table.sum(1, keepdims=True)), 6)
+    assert decoder([START], n=1, length=3, temperature=0.0).ids.tolist() == [[3, 3, 3]]
+    found = decoder.beam([START], n=2, length=3, beam=2, length_penalty=0.0, end_id=END)
+    assert found.ids.tolist() == [[4, END, 0]] * 2  # padding after END
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_a_wide_beam_is_exhaustive_search_and_beam_one_is_greedy(alpha):
+    rng = np.random.default_rng(int(alpha))
+    table = rng.dirichlet(np.full(5, 0.5), size=5)
+    table[:, 0] = 1e-9  # padding is never written
+    table /= table.sum(1, keepdims=True)
+    # a window of 2 slides while 4 tokens are written
+    decoder = Decoder(bigram_model(table), context=2)
+    wide = decoder.beam([START], n=1, length=4, beam=100, length_penalty=alpha, end_id=END)
+    expected = best_by_enumeration(table, 4, alpha)
+    assert wide.ids[0, :len(expected)].tolist() == expected
+    assert (wide.ids[0, len(expected):] == 0).all()
+    greedy = decoder([START], n=3, length=4, temperature=0.0).ids
+    np.testing.assert_array_equal(decoder.beam([START], n=3, length=4, beam=1).ids, greedy)
+    with pytest.raises(ValueError, match="beam: 0 is not valid; expected an integer >= 1"):
+        decoder.beam([START], beam=0)
+    traces = decoder.traces
+    decoder.beam([START], n=1, length=3, beam=7, length_penalty=0.3, end_id=END)
+    assert decoder.traces == traces  # another beam, length or penalty: the same graph

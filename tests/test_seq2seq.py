@@ -41,7 +41,8 @@ def seq2seq_run(tmp_path_factory) -> tuple[dict, Path]:
     pairs = reversal_pairs(root / "pairs.tsv")
     cfg = compose_train([*TINY, f"data.path={pairs}", f"paths.log_dir={root / 'logs'}",
                          "model=rnn_seq2seq", "model.attention=bahdanau", "model.units=64",
-                         "model.embedding_dim=32", "trainer.epochs=12", "optimizer.lr=0.01"])
+                         "model.embedding_dim=32", "trainer.epochs=12", "optimizer.lr=0.01",
+                         "task.beam=3"])
     return train(cfg), run_dirs(root / "logs")[-1]
 
 
@@ -64,6 +65,19 @@ def test_the_test_translations_are_kept_beside_their_references(seq2seq_run):
     page = (run / "translations.html").read_text(encoding="utf-8")
     assert page.count("<tr>") == 21  # the header and task.examples=20
     assert (run / "vocabularies.json").is_file()
+
+
+def test_beam_search_translates_the_test_split_too(seq2seq_run):
+    metrics, run = seq2seq_run
+    assert metrics["test_bleu_beam"] > 80 and metrics["test_chrf_beam"] > 80, metrics
+    rows = [r.split("\t") for r in
+            (run / "test_translations_beam.tsv").read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == ["source", "reference", "hypothesis"]
+    assert sum(r[2] in r[1].split(" | ") for r in rows[1:]) > 0.8 * (len(rows) - 1)
+    assert "<th>model (beam 3)</th>" in (run / "translations.html").read_text(encoding="utf-8")
+    lines = (run / "sacrebleu.txt").read_text(encoding="utf-8").splitlines()
+    assert [line.split()[0] + line.split()[-1] for line in lines] == [
+        "BLEU(greedy)", "chrF(greedy)", "BLEU3)", "chrF3)"]
 
 
 def test_bleu_is_sacrebleus_corpus_bleu():
@@ -100,7 +114,7 @@ def test_kexp_translate_reverses_a_sentence_and_a_file(seq2seq_run, tmp_path):
     lines = tmp_path / "in.txt"
     lines.write_text("green pink\n\nwhite black gray\n", encoding="utf-8")
     done = subprocess.run([sys.executable, "-m", "kexp.translate", f"run_dir={run}",
-                           f"file={lines}"], capture_output=True, text=True, timeout=180,
+                           f"file={lines}", "beam=3"], capture_output=True, text=True, timeout=180,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["pink green", "", "gray black white"]
@@ -114,6 +128,15 @@ def test_a_source_longer_than_the_model_reads_is_one_line(seq2seq_run, tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("kexp: error: text: 9 word tokens, longer than the 6")
+
+
+def test_beam_zero_is_one_line_before_anything_loads(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kexp.translate", f"run_dir={tmp_path}",
+                           "text=red", "beam=0"], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "kexp: error: beam: 0 is not valid; expected an integer >= 1 (1: greedy decoding, "
+        "k > 1: beam search with k hypotheses)")
 
 
 def test_kexp_eval_reproduces_the_test_loss(seq2seq_run):

@@ -1,5 +1,6 @@
 """`python -m kexp.translate run_dir=DIR text="..." | file=FILE`: the model of a finished
-task=seq2seq run translates (greedy decoding, kexp/tasks/seq2seq/translation.py); one
+task=seq2seq run translates (greedy decoding, or beam search with `beam=k`,
+kexp/tasks/seq2seq/translation.py); one
 translation per line on standard output, the speed on standard error."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from kexp.cli import import_tensorflow_quietly, precheck, run_guarded
-from kexp.config import is_int
+from kexp.config import is_int, is_number
 from kexp.errors import KexpError
 
 
@@ -20,6 +21,12 @@ def sentences(cfg: DictConfig) -> list[str]:
     if not is_int(cfg.batch_size) or cfg.batch_size < 1:
         raise KexpError(f"batch_size: {cfg.batch_size!r} is not valid; expected a positive "
                         f"integer")
+    if not is_int(cfg.beam) or cfg.beam < 1:
+        raise KexpError(f"beam: {cfg.beam!r} is not valid; expected an integer >= 1 (1: greedy "
+                        f"decoding, k > 1: beam search with k hypotheses)")
+    if not is_number(cfg.length_penalty) or cfg.length_penalty < 0:
+        raise KexpError(f"length_penalty: {cfg.length_penalty!r} is not valid; expected a "
+                        f"number >= 0 (0: rank beams by plain log-probability)")
     if not isinstance(cfg.text, str):
         raise KexpError(f"text: {cfg.text!r} is not valid; expected a string, e.g. "
                         f'text="I am cold."')
@@ -48,7 +55,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
         real = [i for i, t in enumerate(texts) if t.strip()]
         found, speed = translate_run(cfg.run_dir, [texts[i] for i in real],
-                                     int(cfg.batch_size), bool(cfg.unsafe_load))
+                                     int(cfg.batch_size), bool(cfg.unsafe_load),
+                                     int(cfg.beam), float(cfg.length_penalty))
         out = [""] * len(texts)
         for i, translation in zip(real, found, strict=True):
             out[i] = translation

@@ -32,6 +32,11 @@ def epoch_batches(
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
+        # This runs while flat_map traces it, in a graph of its own. TensorFlow's get_seed
+        # compares (graph seed, op seed) with (0, 0) in Python, which fails on a tensor op
+        # seed when the global seed is 0 (`seed=0` runs); with no graph seed here the order
+        # depends on data seed and epoch only, whatever the global seed.
+        tf.compat.v1.get_default_graph().seed = None
         epoch_seed = base * 1_000_003 + epoch.read_value()  # distinct for every (seed, epoch)
         batches = examples.shuffle(shuffle_buffer, seed=epoch_seed,
                                    reshuffle_each_iteration=False).batch(batch_size)

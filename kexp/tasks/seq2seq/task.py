@@ -9,7 +9,8 @@ a padded position. The monitor is the validation loss.
 
 After training, the kept model translates every distinct source of the test split greedily
 (kexp.decoding) and sacreBLEU scores it against all of that source's targets: test_bleu and
-test_chrf in metrics.json, their signatures in sacrebleu.txt, every translation in
+test_chrf in metrics.json (with `task.beam` k > 1 also by beam search: test_bleu_beam,
+test_chrf_beam, test_translations_beam.tsv), their signatures in sacrebleu.txt, every translation in
 test_translations.tsv (the references of a source joined by " | ") and the first
 `task.examples` in translations.html.
 """
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kexp.config import is_int
+from kexp.config import is_int, is_number
 from kexp.errors import KexpError
 from kexp.tasks.base import Task
 
@@ -40,6 +41,11 @@ class Seq2Seq(Task):
     KNOBS = {
         "examples": (lambda v: is_int(v) and v >= 0,
                      "an integer >= 0 (test translations shown in translations.html)"),
+        "beam": (lambda v: is_int(v) and v >= 1,
+                 "an integer >= 1 (1: greedy decoding only; k > 1: the test split is also "
+                 "translated by beam search with k hypotheses)"),
+        "length_penalty": (lambda v: is_number(v) and v >= 0,
+                           "a number >= 0 (beam search's alpha; 0: plain log-probability)"),
     }
     CURVE_METRIC = "accuracy"
 
@@ -89,24 +95,37 @@ class Seq2Seq(Task):
 
     def evaluate(self, model: keras.Model, data: DataBundle, out: Path
                  ) -> tuple[list[Path], dict[str, float], dict[str, float]]:
-        """The test split translated greedily and scored by sacreBLEU."""
+        """The test split translated greedily (and by beam search with `task.beam` > 1) and
+        scored by sacreBLEU."""
+        from kexp.decoding import Decoder
         from kexp.tasks.seq2seq.translation import by_source, scores, translate, write_examples
 
         sources, references = by_source(data.pairs["test"])
-        hypotheses, speed = translate(model, data.tokenizer, sources)
-        found = scores(hypotheses, references, data.tokenizer.target.lowercase)
+        decoder = Decoder(model, data.tokenizer.target_length)
+        searches = {"": 1}
+        if int(self.settings.get("beam", 1)) > 1:
+            searches["_beam"] = int(self.settings["beam"])
+        outputs, metrics, extra, lines = {}, {}, {}, []
+        for suffix, beam in searches.items():
+            hypotheses, speed = translate(
+                model, data.tokenizer, sources, decoder=decoder, beam=beam,
+                length_penalty=float(self.settings.get("length_penalty", 0.6)))
+            found = scores(hypotheses, references, data.tokenizer.target.lowercase)
+            search = "greedy" if beam == 1 else f"beam {beam}"
+            outputs[search] = hypotheses
+            metrics[f"test_bleu{suffix}"] = round(found["bleu"], 4)
+            metrics[f"test_chrf{suffix}"] = round(found["chrf"], 4)
+            extra[f"decoding_tokens_per_second{suffix}"] = round(speed, 1)
+            lines += [f"BLEU {found['bleu']:.2f} {found['bleu_signature']} ({search})",
+                      f"chrF {found['chrf']:.2f} {found['chrf_signature']} ({search})"]
         files = write_examples([(s, " | ".join(r)) for s, r in zip(sources, references,
                                                                     strict=True)],
-                               hypotheses, out, int(self.settings.get("examples", 20)))
-        (out / "sacrebleu.txt").write_text(f"BLEU {found['bleu']:.2f} "
-                                           f"{found['bleu_signature']}\nchrF "
-                                           f"{found['chrf']:.2f} {found['chrf_signature']}\n",
-                                           encoding="utf-8")
-        metrics = {"test_bleu": round(found["bleu"], 4), "test_chrf": round(found["chrf"], 4)}
-        return ([*files, out / "sacrebleu.txt"], metrics,
-                {"decoding_tokens_per_second": round(speed, 1)})
+                               outputs, out, int(self.settings.get("examples", 20)))
+        (out / "sacrebleu.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return [*files, out / "sacrebleu.txt"], metrics, extra
 
     def headline(self, metrics: dict[str, Any]) -> str:
-        shown = [k for k in ("test_bleu", "test_chrf", "test_accuracy", "test_loss")
+        shown = [k for k in ("test_bleu", "test_chrf", "test_bleu_beam", "test_chrf_beam",
+                             "test_accuracy", "test_loss")
                  if k in metrics]
         return "  ".join(f"{k} {metrics[k]:.4f}" for k in shown)

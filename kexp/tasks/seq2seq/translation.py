@@ -1,6 +1,6 @@
-"""Translating with a trained encoder-decoder and judging the result: greedy decoding through
-kexp.decoding (the language model's loop, conditioned on the source), corpus BLEU and chrF
-from sacreBLEU, and the test examples as an HTML table.
+"""Translating with a trained encoder-decoder and judging the result: greedy decoding or beam
+search through kexp.decoding (the language model's loop, conditioned on the source), corpus
+BLEU and chrF from sacreBLEU, and the test examples as an HTML table.
 
 sacreBLEU is the field's standard (Post, 2018): it tokenizes hypotheses and references itself
 (13a), so the numbers compare with published ones, and its signature string records how they
@@ -20,16 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from kexp.data.pairs import START_ID, Translation
+from kexp.data.pairs import END_ID, START_ID, Translation
 
 EXAMPLES_FILE = "translations.html"
 TSV_FILE = "test_translations.tsv"
 
 
 def translate(model: Any, translation: Translation, sources: list[str], batch_size: int = 64,
-              key: str = "text", decoder: Any = None) -> tuple[list[str], float]:
-    """Greedy translations of `sources` (texts) and the decoding speed in target tokens per
-    second. One Decoder (one trace per batch size) serves every batch."""
+              key: str = "text", decoder: Any = None, beam: int = 1,
+              length_penalty: float = 0.6) -> tuple[list[str], float]:
+    """Translations of `sources` (texts), greedy (`beam` 1) or by beam search, and the
+    decoding speed in target tokens per second. One Decoder (one trace per batch size and
+    kind of search) serves every batch."""
     from kexp.decoding import Decoder
 
     if not sources:
@@ -39,8 +41,11 @@ def translate(model: Any, translation: Translation, sources: list[str], batch_si
     out, seconds, written = [], 0.0, 0
     for start in range(0, len(ids), batch_size):
         source = ids[start:start + batch_size]
-        decoded = decoder([START_ID], n=len(source), length=translation.target_length - 1,
-                          temperature=0.0, source=source)
+        length = translation.target_length - 1
+        decoded = (decoder([START_ID], n=len(source), length=length, temperature=0.0,
+                           source=source) if beam == 1 else
+                   decoder.beam([START_ID], n=len(source), length=length, beam=beam,
+                                length_penalty=length_penalty, end_id=END_ID, source=source))
         seconds += decoded.seconds
         texts = [translation.decode_target(row) for row in decoded.ids]
         written += sum(len(translation.target.split(t)) + 1 for t in texts)
@@ -75,26 +80,35 @@ def by_source(pairs: list[tuple[str, str]]) -> tuple[list[str], list[list[str]]]
     return list(grouped), list(grouped.values())
 
 
-def write_examples(pairs: list[tuple[str, str]], hypotheses: list[str], out: Path,
+def write_examples(pairs: list[tuple[str, str]], hypotheses: dict[str, list[str]], out: Path,
                    shown: int) -> list[Path]:
-    """Every test translation as a TSV (source, reference, hypothesis) and the first `shown`
-    as an HTML table."""
-    tsv = out / TSV_FILE
-    tsv.write_text("source\treference\thypothesis\n" + "".join(
-        f"{s}\t{r}\t{h}\n" for (s, r), h in zip(pairs, hypotheses, strict=True)),
-        encoding="utf-8")
-    rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{html.escape(r)}</td>"
-                   f"<td>{html.escape(h)}</td></tr>\n"
-                   for (s, r), h in list(zip(pairs, hypotheses, strict=True))[:shown])
+    """Every test translation of each search in `hypotheses` ("greedy", "beam 4" ...) as a
+    TSV (source, reference, hypothesis): test_translations.tsv for the first search,
+    test_translations_beam.tsv for a second; the first `shown` sources as one HTML table
+    with a column per search."""
+    files = []
+    for k, found in enumerate(hypotheses.values()):
+        tsv = out / (TSV_FILE if k == 0 else TSV_FILE.replace(".tsv", "_beam.tsv"))
+        tsv.write_text("source\treference\thypothesis\n" + "".join(
+            f"{s}\t{r}\t{h}\n" for (s, r), h in zip(pairs, found, strict=True)),
+            encoding="utf-8")
+        files.append(tsv)
+    names = ["source", "reference", *(f"model ({name})" for name in hypotheses)]
+    rows = [(s, r, *(found[i] for found in hypotheses.values()))
+            for i, (s, r) in enumerate(pairs[:shown])]
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n"
+                    for row in rows)
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in names)
     page = out / EXAMPLES_FILE
     page.write_text(f"<!doctype html><meta charset='utf-8'><title>test translations</title>\n"
-                    f"<table border=1 cellpadding=4><tr><th>source</th><th>reference</th>"
-                    f"<th>model</th></tr>\n{rows}</table>\n", encoding="utf-8")
-    return [page, tsv]
+                    f"<table border=1 cellpadding=4><tr>{header}</tr>\n{cells}</table>\n",
+                    encoding="utf-8")
+    return [page, *files]
 
 
 def translate_run(folder: str | Path, texts: list[str], batch_size: int = 64,
-                  unsafe_load: bool = False) -> tuple[list[str], float]:
+                  unsafe_load: bool = False, beam: int = 1, length_penalty: float = 0.6
+                  ) -> tuple[list[str], float]:
     """`kexp.translate`: the finished task=seq2seq run in `folder` translates `texts`."""
     from kexp import run_dir
     from kexp.models import load_model
@@ -102,4 +116,5 @@ def translate_run(folder: str | Path, texts: list[str], batch_size: int = 64,
     folder = run_dir.finished_run(folder)
     translation = Translation.load(folder)
     model = load_model(folder / run_dir.MODEL_FILE, safe_mode=not unsafe_load, compile=False)
-    return translate(model, translation, texts, batch_size)
+    return translate(model, translation, texts, batch_size, beam=beam,
+                     length_penalty=length_penalty)

@@ -72,6 +72,7 @@ ANY_NUMBER = {
 # stands for an existing file.
 PROBES = {
     "task.class_weights": ["[-1]", "[]"],
+    "task.eval_every": ["0"],  # seq2seq's is null: no validation BLEU
     "model.depth": ["-1"],  # dcgan's is null: it follows the image size
     "model.ff_dim": ["0"],  # gpt's is null: 4 * embed_dim
     "optimizer.weight_decay": ["-1"],

@@ -28,6 +28,36 @@ class LearningRateLogger(keras.callbacks.Callback):
                 keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+class PeriodicScores(keras.callbacks.Callback):
+    """Scores of the model in training, put in the epoch logs every `every` epochs, the first
+    and the last; a subclass computes them in `score()`. Between evaluations the last values
+    are repeated, so early stopping and the checkpoint see a value every epoch and the history
+    keeps one row per epoch; a resumed run repeats the last values before its kill (`names`:
+    the logged keys to take from its `history`)."""
+
+    def __init__(self, every: int, names: Sequence[str],
+                 history: dict[str, list[float]] | None = None) -> None:
+        super().__init__()
+        self.every = int(every)
+        self.last = {k: v[-1] for k, v in (history or {}).items() if k in names and v}
+
+    def score(self) -> dict[str, float] | None:
+        """The scores of the model now; None: none this time (the epoch logs keep the last)."""
+        raise NotImplementedError
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:  # a diverged run: the guard reports it, nothing to score
+            return
+        last_epoch = epoch + 1 == self.params.get("epochs")
+        if not self.last or (epoch + 1) % self.every == 0 or last_epoch:
+            found = self.score()
+            if found is None:
+                return
+            self.last = found
+        if logs is not None:
+            logs.update(self.last)
+
+
 class DataEpoch(keras.callbacks.Callback):
     """Tells the input pipeline which epoch begins, so the epoch alone picks its data order.
 

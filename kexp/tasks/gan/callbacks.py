@@ -12,40 +12,30 @@ import numpy as np
 
 from kexp.tasks.gan import judge, pictures
 from kexp.tasks.gan.task import SCORES
+from kexp.training.callbacks import PeriodicScores
 
 
-class QualityMonitor(keras.callbacks.Callback):
+class QualityMonitor(PeriodicScores):
     """`val_fd_refcnn`, `val_kid_refcnn` and `val_cs_refcnn` in the epoch logs: `num_samples`
     images from the same noise every time (so epochs differ by the generator only) against
-    the validation split, every `every` epochs, the first and the last. Between evaluations
-    the last values are repeated: early stopping and the checkpoint see a value every epoch,
-    and the history keeps one row per epoch."""
+    the validation split, every `every` epochs, the first and the last (repeated between)."""
 
     def __init__(self, reference_dir: Path, val_images: np.ndarray, num_samples: int,
                  every: int, seed: int, history: dict[str, list[float]] | None = None) -> None:
-        super().__init__()
+        super().__init__(every, [f"val_{k}" for k in SCORES], history)
         self.reference_dir, self.val_images = reference_dir, val_images
-        self.num_samples, self.every, self.seed = num_samples, every, seed
+        self.num_samples, self.seed = num_samples, seed
         self.judge: judge.Judge | None = None
-        # a resumed run goes on repeating the values of its last evaluation before the kill
-        self.last = {k: v[-1] for k, v in (history or {}).items()
-                     if k.startswith("val_") and k.removeprefix("val_") in SCORES and v}
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.judge = judge.Judge(self.reference_dir, self.val_images)
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.model.stop_training:  # a diverged run: the guard reports it, nothing to score
-            return
-        last_epoch = epoch + 1 == self.params.get("epochs")
-        if not self.last or (epoch + 1) % self.every == 0 or last_epoch:
-            images, _ = judge.sample(self.model.generator, self.num_samples, self.seed)
-            if not np.isfinite(images).all():  # the guard fails the run on its loss
-                return
-            found, _ = self.judge.scores(judge.to_unit(images), judge.EPOCH_KID_SUBSETS)
-            self.last = {f"val_{k}": v for k, v in found.items()}
-        if logs is not None:
-            logs.update(self.last)
+    def score(self) -> dict[str, float] | None:
+        images, _ = judge.sample(self.model.generator, self.num_samples, self.seed)
+        if not np.isfinite(images).all():  # the guard fails the run on its loss
+            return None
+        found, _ = self.judge.scores(judge.to_unit(images), judge.EPOCH_KID_SUBSETS)
+        return {f"val_{k}": v for k, v in found.items()}
 
 
 class FixedNoiseGrids(keras.callbacks.Callback):

@@ -5,7 +5,9 @@ and the decoder input ([START] t1 .. tn, teacher forcing) and gives float32 logi
 target vocabulary at every target position. The loss is the cross-entropy of t1 .. tn [END],
 weighted by the batches' weight, which is 0 on padding, so neither the loss (Keras'
 mean_with_sample_weight: the mean over real target tokens) nor the token accuracy ever counts
-a padded position. The monitor is the validation loss.
+a padded position. The monitor is the validation loss, or with `task.eval_every` k the
+validation BLEU (or chrF) of greedy translations every k epochs (`task.monitor=val_bleu
+task.mode=max`, kexp/tasks/seq2seq/callbacks.py).
 
 After training, the kept model translates every distinct source of the test split greedily
 (kexp.decoding) and sacreBLEU scores it against all of that source's targets: test_bleu and
@@ -46,7 +48,23 @@ class Seq2Seq(Task):
                  "translated by beam search with k hypotheses)"),
         "length_penalty": (lambda v: is_number(v) and v >= 0,
                            "a number >= 0 (beam search's alpha; 0: plain log-probability)"),
+        "eval_every": (lambda v: v is None or (is_int(v) and v >= 1),
+                       "null (no validation BLEU) or an integer >= 1 (epochs between "
+                       "translations of the validation split: val_bleu, val_chrf)"),
     }
+
+    @classmethod
+    def logged_metrics(cls) -> tuple[str, ...]:
+        return (*super().logged_metrics(), "val_bleu", "val_chrf")
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        super().check_settings(settings)
+        if settings.get("monitor") in ("val_bleu", "val_chrf") and \
+                settings.get("eval_every") is None:
+            raise KexpError(f"task.monitor: {settings['monitor']} is only logged with "
+                            f"task.eval_every set (an integer: every how many epochs the "
+                            f"validation split is translated)")
     CURVE_METRIC = "accuracy"
 
     def check_model(self, model_cfg: DictConfig, allow_targets: Sequence[str] = ()) -> None:
@@ -89,9 +107,13 @@ class Seq2Seq(Task):
 
     def callbacks(self, model: keras.Model, data: DataBundle, out: Path | None,
                   tracker: Any, history: dict[str, list[float]] | None = None) -> list[Any]:
+        from kexp.tasks.seq2seq.callbacks import BleuMonitor
+
         if out is not None:  # a tuning trial writes no files
             tracker.log_artifact(data.tokenizer.save(out))
-        return []
+        every = self.settings.get("eval_every")
+        return [] if every is None else [BleuMonitor(data.tokenizer, data.pairs["val"],
+                                                     int(every), history)]
 
     def evaluate(self, model: keras.Model, data: DataBundle, out: Path
                  ) -> tuple[list[Path], dict[str, float], dict[str, float]]:

@@ -84,6 +84,8 @@ PROBES = {
     "data.epoch_tokens": ["0"],  # null: the training split's token count
     "data.max_tokens": ["-1"],  # null in text_file and tiny_shakespeare: every token
     "data.max_pairs": ["0"],  # null in parallel_text: every line
+    "data.source_language": ["0"],  # null in ted_hrlr_translate: the supervised pair
+    "data.target_language": ["0"],
     "data.mean": ["[nope]"],
     "data.std": ["[0]"],
     "data.path": ["/nonexistent/kexp-data"],

@@ -125,3 +125,38 @@ def test_decoded_words_rejoin_apostrophes_and_hyphens_as_the_references_write_th
 
     tok = Tokenizer.fit("j'ai vu l'aide, montre-moi !", "word")
     assert tok.decode(tok.encode("j'ai vu l'aide, montre-moi")) == "j'ai vu l'aide, montre-moi"
+
+
+# ------------------------------------------------------------------ TFDS translation sets
+
+
+def test_a_tfds_translation_set_keeps_its_splits_and_languages():
+    import tensorflow_datasets as tfds
+
+    from kexp.data import load as load_data
+    from kexp.data.sources.tfds_translation import load_raw
+
+    cfg = compose_train(["task=seq2seq", "data=ted_hrlr_translate", "data.max_length=64",
+                         "data.tokens=char"])
+    with tfds.testing.mock_data(num_examples=6):  # random text in the pt and en features
+        raw = load_raw(cfg.data, 0)
+        bundle = load_data(cfg.data, 4, 0)
+        reverse = load_raw(compose_train(["task=seq2seq", "data=ted_hrlr_translate",
+                                          "data.reverse=true", "data.max_pairs=2"]).data, 0)
+    assert raw.version and (len(raw.train), len(raw.val), len(raw.test)) == (6, 6, 6)
+    assert bundle.spec.num_train + bundle.spec.num_val + bundle.spec.num_test > 0
+    assert bundle.spec.target_vocab_size > 4 and bundle.tokenizer.target.unit == "char"
+    assert [(t, s) for s, t in raw.train[:2]] == reverse.train  # the first two, swapped
+
+
+def test_a_language_the_set_lacks_is_one_line():
+    import tensorflow_datasets as tfds
+
+    from kexp.data.sources.tfds_translation import load_raw
+
+    cfg = compose_train(["task=seq2seq", "data=ted_hrlr_translate",
+                         "data.target_language=fr"])
+    with tfds.testing.mock_data(num_examples=2), pytest.raises(
+            KexpError, match=r"^data.target_language: 'fr' is not a language of "
+                             r"'ted_hrlr_translate/pt_to_en'; expected one of pt, en$"):
+        load_raw(cfg.data, 0)

@@ -222,7 +222,8 @@ def is_tracking_uri(v: Any) -> bool:
 
 # data.source: the loaders of kexp.data.SOURCES (which imports this module, hence the copy)
 DATA_SOURCES = ("digits", "tfds", "npz", "image_folder", "tfds_text", "text_csv", "diabetes",
-                "table", "text_file", "tiny_shakespeare", "parallel_text")
+                "table", "text_file", "tiny_shakespeare", "parallel_text",
+                "tfds_translation")
 AUGMENT_ON = ("pipeline", "model")  # data.augment_on: where training images are augmented
 # data.standardize (null is none)
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
@@ -469,6 +470,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.normalize": _choice("nfc", "none"),
     "data.reverse": (lambda v: isinstance(v, bool), "true or false"),
     "data.max_pairs": (_or_null(_positive_int), "a positive integer or null"),
+    "data.source_language": (_or_null(_text), "a feature (language) of the data set, or null"),
+    "data.target_language": (_or_null(_text), "a feature (language) of the data set, or null"),
     "data.max_length": _POSITIVE_INT,
     "paths.log_dir": (_usable_dir, "a directory kexp can create and write to"),
     "run_name": (_or_null(lambda v: isinstance(v, str)),

@@ -32,6 +32,7 @@ SOURCES = {
     "text_file": "kexp.data.sources.text_file",
     "tiny_shakespeare": "kexp.data.sources.tiny_shakespeare",
     "parallel_text": "kexp.data.sources.parallel_text",
+    "tfds_translation": "kexp.data.sources.tfds_translation",
 }
 
 

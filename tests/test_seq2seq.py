@@ -80,6 +80,28 @@ def test_beam_search_translates_the_test_split_too(seq2seq_run):
         "BLEU(greedy)", "chrF(greedy)", "BLEU3)", "chrF3)"]
 
 
+def test_the_attention_of_a_reversing_model_runs_along_the_anti_diagonal(seq2seq_run):
+    from kexp.data.pairs import Translation
+    from kexp.models import load_model
+    from kexp.tasks.seq2seq.attention import attention_weights
+
+    _, run = seq2seq_run
+    assert (run / "attention.png").stat().st_size > 1000
+    model = load_model(run / "model.keras", compile=False)
+    translation = Translation.load(run)
+    words = "red blue green black white".split()
+    source = np.asarray([translation.encode_source(" ".join(words))], np.int32)
+    written = [2, *translation.target.encode(" ".join(reversed(words)))]  # [START] ...
+    decoder = np.zeros((1, translation.target_length), np.int32)
+    decoder[0, :len(written)] = written
+    weights = attention_weights(model, source, decoder)[0]
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+    assert np.abs(weights[:, len(words):]).max() < 1e-6  # padding gets no attention
+    # writing the k-th word of the reversal, it looks at the k-th word from the end
+    looked_at = weights[:len(words)].argmax(axis=-1).tolist()
+    assert sum(a == len(words) - 1 - k for k, a in enumerate(looked_at)) >= 4, looked_at
+
+
 def test_bleu_is_sacrebleus_corpus_bleu():
     import sacrebleu
 

@@ -12,9 +12,10 @@ task.mode=max`, kexp/tasks/seq2seq/callbacks.py).
 After training, the kept model translates every distinct source of the test split greedily
 (kexp.decoding) and sacreBLEU scores it against all of that source's targets: test_bleu and
 test_chrf in metrics.json (with `task.beam` k > 1 also by beam search: test_bleu_beam,
-test_chrf_beam, test_translations_beam.tsv), their signatures in sacrebleu.txt, every translation in
-test_translations.tsv (the references of a source joined by " | ") and the first
-`task.examples` in translations.html.
+test_chrf_beam, test_translations_beam.tsv), their signatures in sacrebleu.txt, every
+translation in test_translations.tsv (the references of a source joined by " | "), the
+first `task.examples` in translations.html and the decoder's attention over the source for
+the first four in attention.png (kexp/tasks/seq2seq/attention.py).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class Seq2Seq(Task):
         """The test split translated greedily (and by beam search with `task.beam` > 1) and
         scored by sacreBLEU."""
         from kexp.decoding import Decoder
+        from kexp.tasks.seq2seq import attention
         from kexp.tasks.seq2seq.translation import by_source, scores, translate, write_examples
 
         sources, references = by_source(data.pairs["test"])
@@ -144,7 +146,9 @@ class Seq2Seq(Task):
                                                                     strict=True)],
                                outputs, out, int(self.settings.get("examples", 20)))
         (out / "sacrebleu.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return [*files, out / "sacrebleu.txt"], metrics, extra
+        files.append(out / "sacrebleu.txt")
+        picture = attention.draw(model, data.tokenizer, sources[:4], outputs["greedy"][:4], out)
+        return [*files, *([picture] if picture else [])], metrics, extra
 
     def headline(self, metrics: dict[str, Any]) -> str:
         shown = [k for k in ("test_bleu", "test_chrf", "test_bleu_beam", "test_chrf_beam",

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
 
-.PHONY: install dev run test lint ui zoo-report bench-tune bench bench-gan bench-lm docs report clean
+.PHONY: install dev run test lint ui zoo-report bench-tune bench bench-gan bench-lm bench-seq2seq docs report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ bench-gan: install
 # ARGS="--text FILE", ARGS=--quick
 bench-lm: install
 	$(PY) -m kexp.tasks.language_model.bench $(ARGS)
+
+# training target tokens/s of task=seq2seq model=rnn_seq2seq against a hand-written Keras
+# encoder-decoder of the same layers and batch (docs/benchmarks.md, "Translation");
+# ARGS="--pairs ../shared/data/fra-eng-first20k.tsv", ARGS=--quick is the reduced mode
+bench-seq2seq: install
+	$(PY) -m kexp.tasks.seq2seq.bench $(ARGS)
 
 # one self-contained HTML page of an experiment's runs (ARGS="experiment=NAME format=md ...")
 report: install

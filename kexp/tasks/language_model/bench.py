@@ -34,8 +34,6 @@ import argparse
 import copy
 import dataclasses
 import datetime
-import gc
-import statistics
 import sys
 import tempfile
 import time
@@ -43,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SIDES = ("keras", "kexp")
+from kexp.side_by_side import SIDES, clocked, compare, interleaved, whole_epochs
+
 MODELS = ("lstm", "gpt_mini")
 GOAL_RATIO = 1.0
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;!?'\n"
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kexp-lm-bench-") as tmp:
         text = args.text or generated_text(Path(tmp) / "generated.txt")
         cfg = compose_cfg(args.model, mode, text, Path(tmp) / "logs")
-        runs = run_sides(cfg, text, mode, repeats)
+        runs = interleaved(lambda side: run_once(side, cfg, text), repeats, "lm bench")
     result = {"mode": "quick" if args.quick else "full", "model": args.model,
               "text": str(args.text) if args.text else "generated",
               "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -236,49 +235,16 @@ def fit_by_hand(cfg: Any, text: Path, clock: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- timing
 
 
-class WholeEpochs:
-    """Seconds from each `on_epoch_begin` to the next one (or `on_train_end`): everything an
-    epoch costs, epoch-end work included. Made a Keras callback by `whole_epochs()`."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._begun: float | None = None
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.on_train_end()
-        self._begun = time.perf_counter()
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        if self._begun is not None:
-            self.seconds.append(time.perf_counter() - self._begun)
-            self._begun = None
-
-
-def whole_epochs() -> Any:
-    import keras
-
-    return type("WholeEpochs", (WholeEpochs, keras.callbacks.Callback), {})()
-
-
 def run_once(side: str, cfg: Any, text: Path) -> dict[str, Any]:
     import keras
 
-    gc.collect()
     clock = whole_epochs()
     if side == "kexp":
         from kexp.recipe import train
         from kexp.tasks.language_model.task import LanguageModel
 
-        original = LanguageModel.callbacks
-
-        def with_clock(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
-            return [clock, *original(self, *args, **kwargs)]
-
-        LanguageModel.callbacks = with_clock
-        try:
+        with clocked(LanguageModel, clock):
             metrics = train(copy.deepcopy(cfg))  # train() fills in paths.output_dir
-        finally:
-            LanguageModel.callbacks = original
         found = {"tokens_per_second": metrics["tokens_per_second"],
                  "first_step_seconds": metrics["seconds_to_first_step"],
                  "params": int(metrics["params"])}
@@ -289,40 +255,13 @@ def run_once(side: str, cfg: Any, text: Path) -> dict[str, Any]:
     return {**found, "epoch_seconds": [round(s, 3) for s in clock.seconds]}
 
 
-def run_sides(cfg: Any, text: Path, mode: Mode, repeats: int) -> dict[str, list]:
-    """Both sides `repeats` times, interleaved, the order swapped each repeat."""
-    runs: dict[str, list] = {side: [] for side in SIDES}
-    for r in range(repeats):
-        for side in SIDES[r % 2:] + SIDES[:r % 2]:
-            started = time.perf_counter()
-            runs[side].append(last := run_once(side, cfg, text))
-            print(f"[lm bench] repeat {r + 1}/{repeats} {side:5}: "
-                  f"{last['tokens_per_second']:9.1f} training tokens/s, first step "
-                  f"{last['first_step_seconds']:.2f} s, run {time.perf_counter() - started:.1f} s",
-                  flush=True)
-    if len({runs[s][0]["params"] for s in SIDES}) != 1:
-        raise RuntimeError(f"the hand-written model is not kexp's: "
-                           f"{ {s: runs[s][0]['params'] for s in SIDES} } weights")
-    return runs
-
-
 def summarize(cfg: Any, mode: Mode, repeats: int, runs: dict[str, list]) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    tps = {s: round(statistics.median(r["tokens_per_second"] for r in runs[s]), 1)
-           for s in SIDES}
-    epoch = {s: round(statistics.median(e for r in runs[s] for e in r["epoch_seconds"][1:]), 3)
-             for s in SIDES}
-    per_repeat = [round(k["tokens_per_second"] / h["tokens_per_second"], 3)
-                  for k, h in zip(runs["kexp"], runs["keras"], strict=True)]
-    ratio = round(tps["kexp"] / tps["keras"], 3)
     return {"model_config": OmegaConf.to_container(cfg.model, resolve=True),
-            "params": runs["kexp"][0]["params"], "batch_size": int(cfg.trainer.batch_size),
-            "context": int(cfg.data.context), "steps_per_epoch": mode.steps,
-            "epochs": mode.epochs, "repeats": repeats, "tokens_per_second": tps,
-            "epoch_seconds": epoch, "ratio_kexp_keras": ratio,
-            "ratios_per_repeat": per_repeat, "goal_ratio": GOAL_RATIO,
-            "goal_met": ratio >= GOAL_RATIO, "runs": runs}
+            "batch_size": int(cfg.trainer.batch_size), "context": int(cfg.data.context),
+            "steps_per_epoch": mode.steps, "epochs": mode.epochs, "repeats": repeats,
+            **compare(runs, GOAL_RATIO)}
 
 
 def format_table(result: dict[str, Any]) -> str:

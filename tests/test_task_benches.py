@@ -1,6 +1,7 @@
-"""`python -m kexp.tasks.language_model.bench --quick`: the reduced language-model benchmark
-and the JSON it writes. Only the shape of the results is checked here; the speed goal lives
-in the benchmark's own ratio (docs/benchmarks.md), never in a timed test."""
+"""`python -m kexp.tasks.language_model.bench --quick` and `kexp.tasks.seq2seq.bench --quick`:
+the reduced language-model and translation benchmarks and the JSON they write. Only the shape
+of the results is checked here; the speed goal lives in the benchmark's own ratio
+(docs/benchmarks.md), never in a timed test."""
 
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ def test_quick_mode_times_both_sides_on_the_same_weights(tmp_path, model):
     assert tps["keras"] > 0 and tps["kexp"] > 0
     assert result["ratio_kexp_keras"] == pytest.approx(tps["kexp"] / tps["keras"], abs=1e-3)
     # the benchmark refuses to compare networks of different sizes
+    assert {r["params"] for side in ("keras", "kexp") for r in result["runs"][side]} == \
+        {result["params"]}
+    assert "kexp / hand-written" in done.stdout
+
+
+def test_the_translation_benchmark_times_both_sides_on_the_same_weights(tmp_path):
+    out = tmp_path / "seq2seq.json"
+    done = run_kexp(["--quick", "--out", str(out)], tmp_path, module="kexp.tasks.seq2seq.bench")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    tps = result["tokens_per_second"]
+    assert result["mode"] == "quick" and tps["keras"] > 0 and tps["kexp"] > 0
+    assert result["ratio_kexp_keras"] == pytest.approx(tps["kexp"] / tps["keras"], abs=1e-3)
     assert {r["params"] for side in ("keras", "kexp") for r in result["runs"][side]} == \
         {result["params"]}
     assert "kexp / hand-written" in done.stdout

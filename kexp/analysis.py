@@ -82,7 +82,7 @@ def analyze(model: Any, data: DataBundle, out: Path, found: Predictions | None =
              write_per_class(scores, names, out / PER_CLASS_FILE)]
     if len(found.wrong_index):
         if data.vocabulary is not None:
-            paths += write_misclassified_text(found, names, data.vocabulary, out)
+            paths += write_misclassified_text(found, names, data.vocabulary, out, model)
         elif found.wrong_inputs.ndim == 4:  # (N, H, W, C) images
             paths.append(plot_misclassified_images(found, names,
                                                    out / MISCLASSIFIED_IMAGES_FILE))
@@ -281,7 +281,9 @@ def decode(ids: np.ndarray, vocabulary: list[str]) -> str:
 
 
 def write_misclassified_text(found: Predictions, names: list[str], vocabulary: list[str],
-                             out: Path) -> list[Path]:
+                             out: Path, model: Any = None) -> list[Path]:
+    """misclassified.csv and .html; for a model with HAN attention layers (model=han) the
+    page's texts highlight the words and sentences its attention weighed most."""
     rows = [(int(i), names[found.y_true[i]], names[found.y_pred[i]],
              f"{found.confidence[i]:.3f}", decode(ids, vocabulary))
             for i, ids in zip(found.wrong_index, found.wrong_inputs, strict=True)]
@@ -291,18 +293,35 @@ def write_misclassified_text(found: Predictions, names: list[str], vocabulary: l
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    cells = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                      for row in rows)
+    shown = _highlighted(model, found.wrong_inputs, vocabulary)  # HTML, or None: plain text
+    cells = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row[:-1])
+                      + f"<td>{html.escape(row[-1]) if shown is None else shown[k]}</td></tr>"
+                      for k, row in enumerate(rows))
+    legend = "" if shown is None else (
+        " Attention: a sentence's blue bar and a word's red background are as strong as the "
+        "weight the model's attention gave it (the heaviest in each text at full colour; hover "
+        "for the weights).")
     html_path = out / MISCLASSIFIED_HTML_FILE
     html_path.write_text(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>misclassified</title>\n"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;text-align:left}</style>"
         f"</head><body>\n<h1>The first {len(rows)} misclassified test texts</h1>\n"
-        "<p>As the model read them: its vocabulary's words, [UNK] for others.</p>\n<table>\n"
+        f"<p>As the model read them: its vocabulary's words, [UNK] for others.{legend}</p>\n"
+        "<table>\n"
         "<tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>\n"
         f"{cells}\n</table></body></html>\n", encoding="utf-8")
     return [html_path, csv_path]
+
+
+def _highlighted(model: Any, inputs: np.ndarray, vocabulary: list[str]) -> list[str] | None:
+    """Each text as attention-highlighted HTML when `model` has HAN attention layers, else None
+    (kexp.models.han finds them by type and name)."""
+    if model is None or np.asarray(inputs).ndim != 3:  # only documents of sentences
+        return None
+    from kexp.models.han import highlighted_texts
+
+    return highlighted_texts(model, inputs, vocabulary)
 
 
 def graphviz_available() -> bool:

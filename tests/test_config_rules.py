@@ -83,6 +83,7 @@ PROBES = {
     "data.subset": ["0"],
     "data.epoch_tokens": ["0"],  # null: the training split's token count
     "data.max_tokens": ["-1"],  # null in text_file and tiny_shakespeare: every token
+    "data.sentences": ["0", "nope"],  # null unless the model reads documents (model=han)
     "data.max_pairs": ["0"],  # null in parallel_text: every line
     "data.source_language": ["0"],  # null in ted_hrlr_translate: the supervised pair
     "data.target_language": ["0"],

@@ -31,6 +31,10 @@ def is_text(name: str) -> bool:
     return "vocab_size" in inspect.signature(resolve_builder(model_cfg(name)._target_)).parameters
 
 
+def reads_sentences(name: str) -> bool:
+    return getattr(resolve_builder(model_cfg(name)._target_), "reads_sentences", False)
+
+
 def tiny(name: str) -> dict:
     """The preset at a small width, so the deepest layouts still step in a second or two."""
     accepted = inspect.signature(resolve_builder(model_cfg(name)._target_)).parameters
@@ -61,10 +65,11 @@ def test_preset_takes_a_training_step(name, data):
     rng = np.random.default_rng(0)
     if data in TEXT_DATA:
         classes = TEXT_DATA[data]
-        x = rng.integers(2, VOCAB, size=(4, SEQUENCE_LENGTH)).astype("int32")
-        x[:, -5:] = 0  # padded tail, as TextVectorization leaves short texts
-        model = build(model_cfg(name, **tiny(name)), (SEQUENCE_LENGTH,), classes,
-                      vocab_size=VOCAB)
+        # documents of sentences for model=han (data.sentences): 3 of SEQUENCE_LENGTH / 3 ids
+        shape = (3, SEQUENCE_LENGTH // 3) if reads_sentences(name) else (SEQUENCE_LENGTH,)
+        x = rng.integers(2, VOCAB, size=(4, *shape)).astype("int32")
+        x[..., -5:] = 0  # padded tail, as TextVectorization leaves short texts
+        model = build(model_cfg(name, **tiny(name)), shape, classes, vocab_size=VOCAB)
     else:
         shape, classes = IMAGE_DATA[data]
         x = rng.random((4, *shape), dtype="float32")

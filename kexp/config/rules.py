@@ -223,7 +223,7 @@ def is_tracking_uri(v: Any) -> bool:
 # data.source: the loaders of kexp.data.SOURCES (which imports this module, hence the copy)
 DATA_SOURCES = ("digits", "tfds", "npz", "image_folder", "tfds_text", "text_csv", "diabetes",
                 "table", "text_file", "tiny_shakespeare", "parallel_text",
-                "tfds_translation")
+                "tfds_translation", "sort_numbers", "convex_hull")
 AUGMENT_ON = ("pipeline", "model")  # data.augment_on: where training images are augmented
 # data.standardize (null is none)
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
@@ -410,6 +410,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.width": (_positive_number, "a positive number"),
     "model.recurrent_dropout": _RATE,
     "model.leaky_slope": (_non_negative_number, "a number >= 0 (the LeakyReLU slope below 0)"),
+    # han: the sentences per document it reads, which data.sentences follows; before the data
+    # keys, so that a bad model.sentences is named as itself, not as data.sentences
+    "model.sentences": (_positive_int, "a positive integer (sentences per document)"),
     **{f"model.{key}": (_sizes, "a positive integer or a list of positive integers")
        for key in _MODEL_SIZES},
     # null: gpt's is 4 * embed_dim (the transformer's must be set: its rule below)
@@ -446,6 +449,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.image_size": (_image_size, "two positive integers [H, W]"),
     "data.channels": (_one_of(1, 3), "1 (grey) or 3 (RGB)"),
     "data.sequence_length": _POSITIVE_INT,
+    "data.sentences": (_or_null(_positive_int), "a positive integer (sentences per document, "
+                       "for model=han) or null (flat token ids)"),
+    "data.sentence_length": _POSITIVE_INT,
     "data.max_tokens": (_or_null(lambda v: is_int(v) and v >= 3),
                         "an integer >= 3 (ids 0 and 1 are padding and OOV) or null"),
     "data.standardize": (_or_null(_one_of(*STANDARDIZE)),
@@ -473,6 +479,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.source_language": (_or_null(_text), "a feature (language) of the data set, or null"),
     "data.target_language": (_or_null(_text), "a feature (language) of the data set, or null"),
     "data.max_length": _POSITIVE_INT,
+    # point sets (sort_numbers, convex_hull); the source asks convex_hull for >= 3
+    "data.points": (lambda v: is_int(v) and v >= 2, "an integer >= 2 (convex_hull: >= 3)"),
+    "data.train_examples": _POSITIVE_INT,
+    "data.val_examples": _POSITIVE_INT,
+    "data.test_examples": _POSITIVE_INT,
     "paths.log_dir": (_usable_dir, "a directory kexp can create and write to"),
     "run_name": (_or_null(lambda v: isinstance(v, str)),
                  "a string or null (quote digits: run_name=\"'2024'\")"),
@@ -538,6 +549,7 @@ FAMILY_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
                             "model.shared_embeddings": (lambda v: isinstance(v, bool),
                                                         "true or false"),
                             "model.ff_dim": _POSITIVE_INT},
+    "pointer_net": {"model.cell": _choice("gru", "lstm")},
     "gpt": {"model.num_layers": _POSITIVE_INT,
             "model.ff_dim": (_or_null(_positive_int), "a positive integer, or null for 4 * "
                                                      "embed_dim"),

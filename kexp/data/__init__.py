@@ -33,6 +33,8 @@ SOURCES = {
     "tiny_shakespeare": "kexp.data.sources.tiny_shakespeare",
     "parallel_text": "kexp.data.sources.parallel_text",
     "tfds_translation": "kexp.data.sources.tfds_translation",
+    "sort_numbers": "kexp.data.sources.point_sets",
+    "convex_hull": "kexp.data.sources.point_sets",
 }
 
 
@@ -51,7 +53,7 @@ def load(
     if seed is not None and not is_int(seed):
         raise KexpError(f"seed: {seed!r} must be an integer or null")
     from kexp.data import pipeline  # TensorFlow loads here, not when kexp.data is imported
-    from kexp.data.raw import RawCorpus, RawPairs
+    from kexp.data.raw import RawCorpus, RawPairs, RawPoints
 
     split_seed = 0 if seed is None else seed % 2**32  # scikit-learn takes 0..2**32-1 only
     raw = load_raw(cfg, split_seed)
@@ -59,8 +61,9 @@ def load(
         # a final refit (kexp.tune's tuner.retrain_best): the validation split joins the
         # training split; it is still reported as val, on examples the model has now seen
         # a corpus (kexp.data.raw.RawCorpus): the val text follows the train text, as it
-        # does in the corpus; pairs (RawPairs): lists; otherwise datasets
-        joined = raw.train + raw.val if isinstance(raw, (RawCorpus, RawPairs)) \
+        # does in the corpus; pairs (RawPairs): lists; point sets (RawPoints): PointSets;
+        # otherwise datasets
+        joined = raw.train + raw.val if isinstance(raw, (RawCorpus, RawPairs, RawPoints)) \
             else raw.train.concatenate(raw.val)
         raw = dataclasses.replace(raw, train=joined)
     return pipeline.build(raw, cfg, global_batch_size, seed)

@@ -45,6 +45,9 @@ class DataSpec:
     # target vocabulary; x is then (source ids, decoder input), y the decoder target
     target_shape: tuple[int, ...] | None = None
     target_vocab_size: int | None = None
+    # point sets only (kexp.data.points): the decoder's length, points + 1; x is then (points
+    # (B, k, d) float32, decoder input pointer ids), y the decoder target's pointer ids
+    pointer_length: int | None = None
 
     @property
     def tokens_per_example(self) -> float | None:

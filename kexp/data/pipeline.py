@@ -23,13 +23,13 @@ from omegaconf import DictConfig
 from kexp.data import keys
 from kexp.data.augment import augment_dataset, augment_on, augment_settings
 from kexp.data.bundle import DataBundle, DataSpec
-from kexp.data.raw import RawCorpus, RawPairs, RawSplits
+from kexp.data.raw import RawCorpus, RawPairs, RawPoints, RawSplits
 from kexp.data.stages import Augment, count_splits, epoch_batches, fingerprint
 from kexp.errors import KexpError
 
 
-def build(raw: RawSplits | RawCorpus | RawPairs, cfg: DictConfig, global_batch_size: int,
-          seed: int) -> DataBundle:
+def build(raw: RawSplits | RawCorpus | RawPairs | RawPoints, cfg: DictConfig,
+          global_batch_size: int, seed: int) -> DataBundle:
     """Turn a source's raw splits into the batched DataBundle described by `cfg`."""
     if isinstance(raw, RawCorpus):  # a language model's corpus: windows of token ids
         from kexp.data import corpus
@@ -39,6 +39,10 @@ def build(raw: RawSplits | RawCorpus | RawPairs, cfg: DictConfig, global_batch_s
         from kexp.data import pairs
 
         return pairs.build(raw, cfg, global_batch_size, seed)
+    if isinstance(raw, RawPoints):  # point sets: a pointer network's inputs and answers
+        from kexp.data import points
+
+        return points.build(raw, cfg, global_batch_size, seed)
     x_spec = raw.train.element_spec[0]
     if x_spec.dtype == tf.string:  # text: tokenized by its own half of the pipeline
         from kexp.data import text

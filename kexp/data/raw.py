@@ -85,3 +85,29 @@ class RawPairs:
     val: list[tuple[str, str]]
     test: list[tuple[str, str]]
     version: str | None = None
+
+
+@dataclass
+class PointSet:
+    """One split of a pointer task: `points` (n, k, d) float32 and, per example, the input
+    positions the answer points at, in order (`orders`; the END is not in them)."""
+
+    points: np.ndarray
+    orders: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def __add__(self, other: PointSet) -> PointSet:  # data.train_on_val joins two splits
+        return PointSet(np.concatenate([self.points, other.points]), self.orders + other.orders)
+
+
+@dataclass
+class RawPoints:
+    """What a pointer-network source hands over (kexp.data.sources.point_sets): generated
+    point sets and the answer of each, per split (kexp.data.points batches them)."""
+
+    train: PointSet
+    val: PointSet
+    test: PointSet
+    version: str | None = None

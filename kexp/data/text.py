@@ -9,6 +9,12 @@ the vocabulary, 2.. are the vocabulary's words, most frequent first (ties by the
 same training texts always give the same ids: `python -m kexp.eval` re-runs `data.load` with the
 run's config and seed and sees the ids the model was trained on. `DataBundle.vocabulary` lists
 the words; `save_vocabulary` writes them for `data.vocabulary_file`.
+
+Documents of sentences (`data.sentences=S`, for model=han): each text is split into sentences
+(`split_sentences`), each sentence vectorized to `data.sentence_length` ids as above, sentences
+with no token left dropped, and the first S kept: x is then (S, sentence_length) int32 ids, whole
+padding sentences (all 0) after the last one. The vocabulary is adapted on the whole texts, as
+for flat ids, so both layouts give the same ids. `data.sentences` null: flat (sequence_length,).
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ _MARKUP = r"(?i)<br\s*/?>|&#?[a-z0-9]+;|#\d+;|\\"
 # Keras' lower_and_strip_punctuation set (ASCII punctuation, apostrophes included)
 _PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
 _VECTORIZE_BATCH = 256  # TextVectorization is far faster on batches than on single strings
+# Sentence boundaries (split_sentences): HTML line breaks (imdb's <br />) and newlines, and the
+# whitespace after a run of . ! ? (with any closing quotes or brackets that follow it)
+_BREAK = "\x1e"  # ASCII record separator: marks the boundaries; one in a text is a space
+_HARD_BREAKS = r"(?i)<br\s*/?>|\r\n|\r|\n"
+_SENTENCE_END = r"([.!?]+[\"')\]]*)\s+"
 
 
 def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | None
@@ -43,6 +54,9 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
         raise KexpError(f"data: texts must be single strings, got {x_spec}")
     max_tokens = _max_tokens(cfg)
     sequence_length = keys.positive_int(cfg, "sequence_length")
+    sentences = _sentences(cfg)
+    if sentences is not None:  # documents: each sentence gets data.sentence_length ids
+        sequence_length = keys.positive_int(cfg, "sentence_length", 32)
     mode = _standardize_mode(cfg)
     vocabulary_file = _vocabulary_file(cfg)
     subset = keys.positive_int(cfg, "subset", None, allow_none=True)
@@ -73,8 +87,20 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
     def vectorize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.cast(vectorizer(x), tf.int32), tf.cast(y, tf.int32)
 
+    def vectorize_documents(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        pieces = split_sentences(x)  # (B, None) sentence strings
+        ids = tf.cast(vectorizer(pieces.flat_values), tf.int32)  # (sentences, length)
+        kept = ids[:, 0] != 0  # padded at the end: a sentence with no token left starts with 0
+        documents = tf.RaggedTensor.from_value_rowids(
+            tf.boolean_mask(ids, kept), tf.boolean_mask(pieces.value_rowids(), kept),
+            nrows=tf.shape(x, out_type=tf.int64)[0])
+        x = documents[:, :sentences].to_tensor(0, shape=[None, sentences, sequence_length])
+        return x, tf.cast(y, tf.int32)
+
     def prepare(ds: tf.data.Dataset) -> tf.data.Dataset:
-        ds = ds.batch(_VECTORIZE_BATCH).map(vectorize, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(_VECTORIZE_BATCH).map(vectorize if sentences is None else
+                                            vectorize_documents,
+                                            num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.unbatch()
         return ds.cache() if cache else ds
 
@@ -88,7 +114,7 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
     train, epoch = epoch_batches(train, counts["train"], shuffle_buffer, global_batch_size, seed)
     spec = DataSpec(
         name=str(keys.get(cfg, "name", None) or keys.get(cfg, "source", "data")),
-        input_shape=(sequence_length,),
+        input_shape=(sequence_length,) if sentences is None else (sentences, sequence_length),
         num_classes=len(raw.class_names),
         class_names=list(raw.class_names),
         num_train=counts["train"],
@@ -106,6 +132,21 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
         vocabulary=vocabulary,
         epoch=epoch,
     )
+
+
+def split_sentences(texts: tf.Tensor) -> tf.RaggedTensor:
+    """The sentences of each text in `texts` (strings, shape (B,)): a (B, None) RaggedTensor.
+
+    A hand-written rule, not a trained sentence splitter (kexp installs neither nltk nor
+    spaCy): a sentence ends at an HTML line break (`<br>`, `<br />`: imdb's paragraphs), at a
+    newline, and after a run of `.`, `!` or `?` (with any closing quotes or brackets after it)
+    that whitespace follows. So "Mr. Smith" is split after "Mr." and "3.5" is not split.
+    Sentences are returned as they are (standardizing comes after); empty ones may be among
+    them (`build` drops every sentence with no token left)."""
+    texts = tf.strings.regex_replace(texts, _BREAK, " ")
+    texts = tf.strings.regex_replace(texts, _HARD_BREAKS, _BREAK)
+    texts = tf.strings.regex_replace(texts, _SENTENCE_END, "\\1" + _BREAK)
+    return tf.strings.split(texts, _BREAK)
 
 
 def standardizer(mode: str):
@@ -168,6 +209,11 @@ def _set_vocabulary(vectorizer, tokens: list[str], max_tokens: int | None, path:
 
 def _max_tokens(cfg: DictConfig) -> int | None:
     value = check("data.max_tokens", keys.get(cfg, "max_tokens"), wording="must be")
+    return None if value is None else int(value)
+
+
+def _sentences(cfg: DictConfig) -> int | None:
+    value = check("data.sentences", keys.get(cfg, "sentences", None), wording="must be")
     return None if value is None else int(value)
 
 

@@ -24,8 +24,9 @@ from kexp.models.flops import count_flops
 __all__ = ["attach", "backbone", "backbone_names", "build", "count_flops", "load_model", "names",
            "resolve_builder"]
 
-# keys in a model yaml that describe the model rather than feed the builder
-_META_KEYS = ("_target_", "name")
+# keys in a model yaml that describe the model rather than feed the builder (sentences: the
+# sentences per document a model=han reads, which data.sentences follows)
+_META_KEYS = ("_target_", "name", "sentences")
 
 
 def resolve_builder(target: str, allowed: Sequence[str] = ()) -> Callable[..., Any]:
@@ -47,17 +48,20 @@ def names() -> list[str]:
 def backbone_names() -> list[str]:
     """The presets that build one network on one input (a backbone, or a whole classifier):
     every option but the generative ones (gan_mlp, dcgan), which build a generator and a
-    discriminator for task=gan, and the encoder-decoders (rnn_seq2seq, transformer_seq2seq),
-    which read a source and a target sequence for task=seq2seq."""
+    discriminator for task=gan, the encoder-decoders (rnn_seq2seq, transformer_seq2seq),
+    which read a source and a target sequence for task=seq2seq, and the pointer networks
+    (pointer_net) of task=pointer."""
     from kexp.config import compose, config_dir
     from kexp.models.encoder_decoder import is_encoder_decoder
     from kexp.models.generative import is_generative
+    from kexp.models.pointer_net import is_pointer_network
 
     def target(name: str) -> str:
         return compose(config_dir(), "train", [f"model={name}"]).model._target_
 
     def one_network(builder) -> bool:
-        return not is_generative(builder) and not is_encoder_decoder(builder)
+        return not (is_generative(builder) or is_encoder_decoder(builder)
+                    or is_pointer_network(builder))
 
     return [n for n in names() if one_network(resolve_builder(target(n)))]
 
@@ -100,6 +104,9 @@ def backbone(model_cfg: DictConfig, input_shape: Sequence[int], vocab_size: int 
     if getattr(builder, "encoder_decoder", False):
         raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} reads a source "
                         f"sequence and writes a target one: use it with task=seq2seq")
+    if getattr(builder, "pointer_network", False):
+        raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} reads points and "
+                        f"points at them: use it with task=pointer")
     knobs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
              if k not in _META_KEYS}
     accepted = inspect.signature(builder).parameters

@@ -41,6 +41,10 @@ def check_width(width) -> float:
 def sequence_length(input_shape: Sequence[int | None], family: str) -> int | None:
     """The sequence length of token-id inputs of shape `(sequence_length,)` (None: any)."""
     shape = tuple(input_shape)
+    if len(shape) == 2:  # documents split into sentences (data.sentences): model=han reads them
+        raise KexpError(f"model={family} reads token ids of shape (sequence_length,), got "
+                        f"documents of sentences {shape}; set data.sentences=null, or use "
+                        f"model=han")
     if len(shape) != 1 or (shape[0] is not None and int(shape[0]) < 1):
         raise KexpError(f"model={family} reads token ids of shape (sequence_length,), got input "
                         f"shape {shape}; use a text data set")

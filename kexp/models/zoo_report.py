@@ -92,6 +92,8 @@ def rows() -> list[dict[str, object]]:
         model_cfg = compose(config_dir(), "train", [f"model={name}"]).model
         is_text = "vocab_size" in inspect.signature(resolve_builder(model_cfg._target_)).parameters
         shape, classes = natural_input(name, is_text)
+        if getattr(resolve_builder(model_cfg._target_), "reads_sentences", False):
+            shape = (model_cfg.sentences, 32)  # imdb as sentences: data.sentence_length 32
         vocab = TEXT_VOCAB if is_text else None
         model = build(model_cfg, shape, classes, vocab_size=vocab)
         row = {"preset": name, "family": model_cfg._target_.rsplit(".", 1)[-1],

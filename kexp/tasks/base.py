@@ -86,10 +86,11 @@ class Task:
     def check_model(self, model_cfg: DictConfig, allow_targets: Sequence[str] = ()) -> None:
         """One-line KexpError when the model cannot serve this task; runs before the data
         load. Default: any builder of one network (not a generator-discriminator pair, not
-        an encoder-decoder)."""
+        an encoder-decoder, not a pointer network)."""
         from kexp.models import resolve_builder
         from kexp.models.encoder_decoder import is_encoder_decoder
         from kexp.models.generative import is_generative
+        from kexp.models.pointer_net import is_pointer_network
 
         builder = resolve_builder(model_cfg._target_, allow_targets)
         if is_generative(builder):
@@ -98,6 +99,9 @@ class Task:
         if is_encoder_decoder(builder):
             raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} reads a source "
                             f"sequence and writes a target one: use it with task=seq2seq")
+        if is_pointer_network(builder):
+            raise KexpError(f"model={model_cfg.get('name', model_cfg._target_)} reads points "
+                            f"and points at them: use it with task=pointer")
 
     def data_config(self, data_cfg: DictConfig) -> DictConfig:
         """The `data` config the task reads its data with (default: as configured)."""

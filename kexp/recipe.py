@@ -32,7 +32,7 @@ from kexp.models import count_flops
 from kexp.run_record import RunRecord
 from kexp.tasks import Task, make_task
 from kexp.tracking.tracker import NullTracker, checked_tracker
-from kexp.training import resume
+from kexp.training import resume, stepping
 from kexp.training.callbacks import (
     GracefulInterrupt,
     NonFiniteLossGuard,
@@ -74,8 +74,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         guard, interrupt = NonFiniteLossGuard(), GracefulInterrupt()
         budget = TimeBudget(cfg.trainer.get("max_minutes"))
         throughput = Throughput(data.spec.num_train, started=started)
-        history = model.fit(
-            data.train, validation_data=data.val, epochs=cfg.trainer.epochs,
+        history = stepping.fit(
+            model, data.train, auto=settings.steps_per_execution is None,
+            validation_data=data.val, epochs=cfg.trainer.epochs,
             initial_epoch=saved.epoch if saved else 0,
             callbacks=fit_callbacks(
                 data.epoch, guard, tracker.callback(),
@@ -83,7 +84,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                        *task.callbacks(model, data, out, tracker, saved.history if saved else {})],
                 between=[budget, *build_callbacks(cfg.callbacks, out, backup,
                                                   resumed=saved is not None)]),
-            verbose=cfg.trainer.verbose, shuffle=False).history  # the pipeline shuffles
+            verbose=cfg.trainer.verbose).history
+        if settings.steps_per_execution is None and saved is None:
+            record.chosen_steps_per_execution(model.steps_per_execution)
         if backup is not None:  # every complete epoch, those before a resume too
             history = backup.history
             started -= backup.seconds_before
@@ -201,7 +204,7 @@ def compile_model(model: keras.Model, task: Task, spec: DataSpec, cfg: DictConfi
 
     model.compile(**task.optimizers(cfg.optimizer, schedule), **task.compile_args(spec),
                   jit_compile=settings.jit_compile,
-                  steps_per_execution=settings.steps_per_execution)
+                  steps_per_execution=settings.steps_per_execution or 1)
 
 
 def keep_best_model(model: keras.Model, callbacks_cfg: DictConfig, out: Path) -> None:

@@ -42,11 +42,15 @@ class RunRecord:
         run_id = run_dir.read_run_id(out)  # set: the MLflow run of a killed process goes on
         tracker.start(run_name=name,
                       params={} if run_id else {**OmegaConf.to_container(cfg, resolve=True),
-                                                "resolved": dataclasses.asdict(settings)},
+                                                "resolved": resolved(settings)},
                       tags={**tags, **provenance.tags(facts)}, resume=run_id)
         run_dir.write_run_id(tracker.run_id, out)
         tracker.log_artifact(out / run_dir.CONFIG_FILE)  # now: `from_run=` can repeat a failed run
         tracker.log_metrics(card)
+
+    def chosen_steps_per_execution(self, steps: int) -> None:
+        """What `trainer.steps_per_execution=auto` chose after the first epoch."""
+        self.tracker.log_params({"resolved": {"steps_per_execution": steps}})
 
     def results(self, model: keras.Model, history: dict[str, list[float]],
                 metrics: dict[str, Any], scores: dict[str, float], pictures: list[Path],
@@ -68,3 +72,9 @@ class RunRecord:
         for path in files:
             tracker.log_artifact(path)
         tracker.log_model(model)
+
+
+def resolved(settings: RunSettings) -> dict[str, Any]:
+    """The settings a run logs at its start: those not yet known (None) are logged when they
+    are."""
+    return {k: v for k, v in dataclasses.asdict(settings).items() if v is not None}

@@ -356,7 +356,8 @@ _RATE = (_below_one, "a number in [0, 1)")
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.epochs": _POSITIVE_INT,
     "trainer.batch_size": _POSITIVE_INT,
-    "trainer.steps_per_execution": _POSITIVE_INT,
+    "trainer.steps_per_execution": (lambda v: v == "auto" or _positive_int(v),
+                                    "a positive integer or auto"),
     "trainer.seed": (is_int, "an integer"),
     "trainer.verbose": _choice(0, 1, 2),
     "trainer.precision": _choice("float32", "mixed_float16", "mixed_bfloat16"),

@@ -84,17 +84,24 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         super().__init__()
         self.epoch = 0
         self.failure: str | None = None
+        self._first_step: int | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
 
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._first_step = batch + 1
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        # with steps_per_execution > 1 a call runs several steps and the logs are its last
+        # step's: the running mean turned non-finite somewhere in that range
+        first, last = self._first_step or batch + 1, batch + 1
+        steps = f"step {last}" if first >= last else f"steps {first}-{last}"
         # every loss the step logs: "loss", or a model's own (a GAN's d_loss and g_loss)
         for name, value in (logs or {}).items():
             if name.endswith("loss") and not math.isfinite(float(value)):
                 self.failure = (f"non-finite {name} ({float(value)}) at epoch {self.epoch + 1}, "
-                                f"step {batch + 1}; lower optimizer.lr or add "
-                                f"optimizer.clipnorm")
+                                f"{steps}; lower optimizer.lr or add optimizer.clipnorm")
                 self.model.stop_training = True
                 return
 

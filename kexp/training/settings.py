@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from kexp.errors import KexpError
 from kexp.training.multi_worker import is_chief
+from kexp.training.stepping import AUTO
 
 log = logging.getLogger("kexp")
 
@@ -25,7 +26,8 @@ class RunSettings:
     global_batch_size: int
     learning_rate: float  # optimizer.lr, times the replicas when schedule.scale_lr is on
     jit_compile: bool
-    steps_per_execution: int
+    # None: `auto`, chosen after the first epoch (kexp/training/stepping.py)
+    steps_per_execution: int | None
     chief: bool  # writes files and logs to MLflow (False only on a multi-worker run's others)
 
 
@@ -37,8 +39,10 @@ def resolve(cfg: DictConfig, strategy: tf.distribute.Strategy) -> RunSettings:
     if cfg.schedule.get("scale_lr", False):  # the linear scaling rule (Goyal et al., 2017)
         lr *= replicas
     steps = cfg.trainer.steps_per_execution
-    if replicas > 1 and steps > 1:
+    if steps == AUTO:
         # MirroredStrategy crashes in fit with steps_per_execution > 1 (keras-team/keras#19246)
+        steps = 1 if replicas > 1 else None
+    elif replicas > 1 and steps > 1:
         log.warning("trainer.steps_per_execution=%d forced to 1 under %d replicas", steps,
                     replicas)
         steps = 1

@@ -31,6 +31,7 @@ from kexp.recipe import model_card, prepare
 from kexp.tasks import make_task
 from kexp.tracking import make_tracker
 from kexp.tracking.tracker import run_identity
+from kexp.training import stepping
 from kexp.training.callbacks import NonFiniteLossGuard, fit_callbacks
 from kexp.tuning.space import Param, overrides, searched
 
@@ -96,7 +97,8 @@ class TrialRunner(kt.HyperModel):
     def build(self, hp: kt.HyperParameters):
         values = {p.key: p.declare(hp) for p in self.params}
         self._cfg = self.trial_config(values)
-        _, model, _ = prepare(self._cfg, load_data=self._load)
+        _, model, settings = prepare(self._cfg, load_data=self._load)
+        self._auto_steps = settings.steps_per_execution is None
         return model
 
     def _load(self, data_cfg: DictConfig, global_batch_size: int, seed: int | None):
@@ -129,14 +131,15 @@ class TrialRunner(kt.HyperModel):
         started, status = time.perf_counter(), "FAILED"
         try:
             guard = NonFiniteLossGuard()
-            history = model.fit(
-                self._data.train, validation_data=self._data.val,
+            history = stepping.fit(
+                model, self._data.train, auto=self._auto_steps,
+                validation_data=self._data.val,
                 epochs=epochs or cfg.trainer.epochs, initial_epoch=initial_epoch,
                 callbacks=fit_callbacks(
                     self._data.epoch, guard, tracker.callback(),
                     first=make_task(cfg).callbacks(model, self._data, None, tracker),
                     between=callbacks),
-                verbose=cfg.trainer.verbose, shuffle=False)  # the pipeline shuffles
+                verbose=cfg.trainer.verbose)
             if guard.failure:
                 raise TrainingFailed(guard.failure)
             record.epochs += len(next(iter(history.history.values()), []))

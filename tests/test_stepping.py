@@ -83,6 +83,10 @@ def test_the_choice_fills_the_call_time_and_never_passes_an_epoch():
     assert stepping.choose(0.001, steps_per_epoch=1000, call_seconds=0.25) == 250
     assert stepping.choose(0.001, steps_per_epoch=40, call_seconds=0.25) == 40
     assert stepping.choose(0.5, steps_per_epoch=1000, call_seconds=0.25) == 1  # a long step
+    # two or three steps a call would not pay back tracing the functions again
+    assert stepping.choose(0.1, steps_per_epoch=1000, call_seconds=0.25) == 1
+    assert stepping.choose(0.06, steps_per_epoch=1000, call_seconds=0.25) == 4
+    assert stepping.choose(0.06, steps_per_epoch=3, call_seconds=0.25) == 3  # an epoch's
     assert stepping.choose(None, steps_per_epoch=1000) == 1  # an epoch too short to time
     clock = stepping.StepClock(clock=iter([0.0, 5.0, 5.1, 5.2, 5.4]).__next__)
     clock.on_epoch_begin(0)

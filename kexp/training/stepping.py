@@ -3,15 +3,17 @@ call runs, from the measured time of this run's own first steps.
 
 Keras runs one Python round trip per call (the epoch iterator, the callbacks' batch hooks,
 the progress bar, unwrapping an Optional); for a small model on a CPU that round trip costs as
-much as the step itself (docs/benchmarks.md: an MLP trained 1.6x faster at 16 steps a call).
+much as the step itself (docs/benchmarks.md: an MLP trained 1.9x faster at 16 steps a call).
 Many steps a call hide it, but every batch-level hook (the progress bar, the non-finite-loss
 guard, Ctrl-C, `trainer.backup.every_n_steps`) then acts once a call. So `auto` runs the
 first epoch of a process one step a call, timing the steps after the two that trace, and from
 the second epoch on runs as many steps a call as fill about `CALL_SECONDS`: enough that the
 round trip is a small share of it, few enough that those hooks still answer within a
-fraction of a second; never more than an epoch's steps. A single step a call already that
-long, or an epoch of a few steps, stays at 1; so do 2+ replicas, where Keras' fit crashes
-with more (keras-team/keras#19246: `settings.resolve` decides that before compiling).
+fraction of a second; never more than an epoch's steps. Steps so long that fewer than
+`MIN_STEPS` fill that time stay at 1 (switching traces the compiled functions again, which
+such a step's small share of per-call work does not pay back), as does an epoch too short to
+time; so do 2+ replicas, where Keras' fit crashes with more (keras-team/keras#19246:
+`settings.resolve` decides that before compiling).
 
 The number of steps a call does not change what is computed (the same ops on the same
 batches: tests/test_stepping.py checks the weights bit for bit), so a resumed run, which
@@ -40,6 +42,10 @@ AUTO = "auto"
 CALL_SECONDS = 0.25
 # steps timed in the first epoch; the first two trace the training function and are not timed
 TIMED_STEPS = 50
+# fewer steps a call than this stay at 1: a step then takes over CALL_SECONDS / 4 (62 ms), of
+# which Keras' per-call work (~2 ms on a 2-core CPU, docs/benchmarks.md) is under 3%, less than
+# tracing the training and validation functions again costs a run of a few epochs
+MIN_STEPS = 4
 
 
 class StepClock(keras.callbacks.Callback):
@@ -69,10 +75,12 @@ class StepClock(keras.callbacks.Callback):
 def choose(step_seconds: float | None, steps_per_epoch: int | None,
            call_seconds: float = CALL_SECONDS) -> int:
     """The steps per call that fill about `call_seconds`, at most an epoch's steps; 1 when
-    the step time is unknown."""
+    the step time is unknown or that number is under `MIN_STEPS`."""
     if not step_seconds or step_seconds <= 0:
         return 1
-    steps = max(1, math.floor(call_seconds / step_seconds))
+    steps = math.floor(call_seconds / step_seconds)
+    if steps < MIN_STEPS:
+        return 1
     return min(steps, steps_per_epoch) if steps_per_epoch else steps
 
 

@@ -11,6 +11,7 @@ per-repeat ratios beside it. A comparison of networks of different sizes is refu
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import statistics
 import time
@@ -57,6 +58,29 @@ def clocked(task_class: type, clock: Any) -> Iterator[None]:
         yield
     finally:
         task_class.callbacks = original
+
+
+def run_side(side: str, cfg: Any, task_class: type,
+             by_hand: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """One run of `side`: kexp's `train(cfg)` with `task_class`'s callbacks clocked, or
+    `by_hand(clock)` after the fresh start kexp's `prepare()` makes; the result holds
+    `tokens_per_second`, `first_step_seconds`, `params` and every epoch's whole seconds."""
+    import keras
+
+    clock = whole_epochs()
+    if side == "kexp":
+        from kexp.recipe import train
+
+        with clocked(task_class, clock):
+            metrics = train(copy.deepcopy(cfg))  # train() fills in paths.output_dir
+        found = {"tokens_per_second": metrics["tokens_per_second"],
+                 "first_step_seconds": metrics["seconds_to_first_step"],
+                 "params": int(metrics["params"])}
+    else:
+        keras.backend.clear_session()  # as kexp's prepare() does
+        keras.utils.set_random_seed(cfg.trainer.seed)
+        found = by_hand(clock)
+    return {**found, "epoch_seconds": [round(s, 3) for s in clock.seconds]}
 
 
 def interleaved(run_once: Callable[[str], dict[str, Any]], repeats: int, label: str,

@@ -31,7 +31,6 @@ docs/benchmarks.md, "Language models (task=language_model)".
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import datetime
 import sys
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kexp.side_by_side import SIDES, clocked, compare, interleaved, whole_epochs
+from kexp.side_by_side import SIDES, compare, interleaved, run_side
 
 MODELS = ("lstm", "gpt_mini")
 GOAL_RATIO = 1.0
@@ -236,23 +235,9 @@ def fit_by_hand(cfg: Any, text: Path, clock: Any) -> dict[str, Any]:
 
 
 def run_once(side: str, cfg: Any, text: Path) -> dict[str, Any]:
-    import keras
+    from kexp.tasks.language_model.task import LanguageModel
 
-    clock = whole_epochs()
-    if side == "kexp":
-        from kexp.recipe import train
-        from kexp.tasks.language_model.task import LanguageModel
-
-        with clocked(LanguageModel, clock):
-            metrics = train(copy.deepcopy(cfg))  # train() fills in paths.output_dir
-        found = {"tokens_per_second": metrics["tokens_per_second"],
-                 "first_step_seconds": metrics["seconds_to_first_step"],
-                 "params": int(metrics["params"])}
-    else:
-        keras.backend.clear_session()  # as kexp's prepare() does
-        keras.utils.set_random_seed(cfg.trainer.seed)
-        found = fit_by_hand(cfg, text, clock)
-    return {**found, "epoch_seconds": [round(s, 3) for s in clock.seconds]}
+    return run_side(side, cfg, LanguageModel, lambda clock: fit_by_hand(cfg, text, clock))
 
 
 def summarize(cfg: Any, mode: Mode, repeats: int, runs: dict[str, list]) -> dict[str, Any]:

@@ -31,7 +31,6 @@ docs/benchmarks.md, "Translation (task=seq2seq)".
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kexp.side_by_side import SIDES, clocked, compare, interleaved, whole_epochs
+from kexp.side_by_side import SIDES, compare, interleaved, run_side
 
 GOAL_RATIO = 1.0
 
@@ -211,23 +210,9 @@ def fit_by_hand(cfg: Any, clock: Any) -> dict[str, Any]:
 
 
 def run_once(side: str, cfg: Any) -> dict[str, Any]:
-    import keras
+    from kexp.tasks.seq2seq.task import Seq2Seq
 
-    clock = whole_epochs()
-    if side == "kexp":
-        from kexp.recipe import train
-        from kexp.tasks.seq2seq.task import Seq2Seq
-
-        with clocked(Seq2Seq, clock):
-            metrics = train(copy.deepcopy(cfg))  # train() fills in paths.output_dir
-        found = {"tokens_per_second": metrics["tokens_per_second"],
-                 "first_step_seconds": metrics["seconds_to_first_step"],
-                 "params": int(metrics["params"])}
-    else:
-        keras.backend.clear_session()  # as kexp's prepare() does
-        keras.utils.set_random_seed(cfg.trainer.seed)
-        found = fit_by_hand(cfg, clock)
-    return {**found, "epoch_seconds": [round(s, 3) for s in clock.seconds]}
+    return run_side(side, cfg, Seq2Seq, lambda clock: fit_by_hand(cfg, clock))
 
 
 def summarize(cfg: Any, mode: Mode, runs: dict[str, list]) -> dict[str, Any]:

@@ -195,13 +195,30 @@ def run_once(variant: str, cfg, arrays: dict, epochs: int) -> dict[str, float]:
     if variant == "c":
         from kexp.recipe import train
 
-        metrics = train(copy.deepcopy(cfg))  # train() fills in paths.output_dir
+        run_cfg = copy.deepcopy(cfg)
+        metrics = train(run_cfg)  # train() fills in paths.output_dir
         return {"images_per_second": metrics["examples_per_second"],
                 "first_step_seconds": metrics["seconds_to_first_step"],
-                "flops_per_image": metrics["flops"]}
+                "flops_per_image": metrics["flops"],
+                "steps_per_execution": logged_steps_per_execution(run_cfg)}
     keras.backend.clear_session()  # as kexp's prepare() does
     keras.utils.set_random_seed(cfg.trainer.seed)
     return fit_by_hand(variant, cfg, arrays, epochs)
+
+
+def logged_steps_per_execution(cfg) -> int | None:
+    """The steps per call c's run logged to its MLflow store as `resolved.steps_per_execution`
+    (what `auto` chose, or the number it was given); None with `--kexp logger=none`."""
+    from mlflow import MlflowClient
+
+    from kexp import run_dir
+    from kexp.tracking.runs import store_uri
+
+    run_id = run_dir.read_run_id(Path(cfg.paths.output_dir))
+    if run_id is None:
+        return None
+    params = MlflowClient(tracking_uri=store_uri(cfg)).get_run(run_id).data.params
+    return int(params["resolved.steps_per_execution"])
 
 
 def fit_by_hand(variant: str, cfg, arrays: dict, epochs: int) -> dict[str, float]:
@@ -247,6 +264,8 @@ def summarize(case: Case, cfg, runs: dict[str, list], epochs: int,
             "epochs": epochs, "images_per_second": ips,
             "ratio_c_a": round(ips["c"] / ips["a"], 3), "ratio_c_b": round(ips["c"] / ips["b"], 3),
             "first_step_seconds": median("first_step_seconds", 2),
+            # what c ran from its second epoch on, per repeat
+            "steps_per_execution_c": [r["steps_per_execution"] for r in runs["c"]],
             "runs": {v: runs_of(v) for v in VARIANTS},
             # the noise: each repeat's c against the a or b run next to it in time
             "ratios_per_repeat": {f"c/{v}": [round(c / x, 3) for c, x in zip(
@@ -350,7 +369,10 @@ def format_table(result: dict[str, Any]) -> str:
         f"{min(r):.2f}-{max(r):.2f}" for r in c["ratios_per_repeat"].values())
         for name, c in result["cases"].items())
     mfu_any = next(iter(result["cases"].values()))["mfu"]
+    calls = ", ".join(f"{name} {'/'.join(map(str, c['steps_per_execution_c']))}"
+                      for name, c in result["cases"].items())
     lines += [f"c/a and c/b of the runs side by side in each repeat, lowest-highest: {spread}",
+              f"c's steps per call after its first epoch, per repeat: {calls}",
               "", f"python -m kexp --cfg job: {job['median']:.2f} s, median of {len(job['runs'])}"
               f" (goal < {job['goal']:.0f} s: {'met' if job['goal_met'] else 'NOT met'})",
               "MFU: " + (f"{mfu_any['device']}, peak {mfu_any['peak_tflops']} TFLOP/s "

@@ -45,6 +45,9 @@ def test_quick_mode_writes_every_case_with_a_b_c_throughput_and_ratios(quick):
         assert case["steps_per_epoch"] * case["batch_size"] == case["train_examples"]
         assert case["flops_per_image"] > 0
         assert case["mfu"]["measured"] or case["mfu"]["why"]
+        # what trainer.steps_per_execution=auto chose, read back from c's MLflow run: at least
+        # one step a call and at most an epoch's
+        assert all(1 <= n <= case["steps_per_epoch"] for n in case["steps_per_execution_c"])
 
 
 def test_quick_mode_records_cfg_job_time_machine_and_versions(quick):

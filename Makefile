@@ -35,8 +35,12 @@ TEST_WORKERS ?= 2
 test: dev
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+# the checks of .pre-commit-config.yaml over the whole tree, without pre-commit:
+# ruff, trailing whitespace and end-of-file newlines, docs/configuration.md up to date
 lint: dev
-	$(BIN)/ruff check kexp tests
+	$(BIN)/ruff check kexp tests tools
+	$(PY) tools/check_whitespace.py
+	$(PY) -m kexp.config.reference --check
 
 ui: install
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(PORT) \

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.special
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from kexp.data import DataBundle
 from kexp.plotting import pyplot
@@ -125,8 +127,7 @@ def predict(model: Any, data: DataBundle, keep: int = MAX_EXAMPLES,
     the same examples in the same order: the test split is never shuffled."""
     probs = np.asarray(model.predict(data.test, verbose=0), dtype=np.float32)
     if softmax:
-        probs = np.exp(probs - probs.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
+        probs = scipy.special.softmax(probs, axis=-1)
     y_pred, confidence = probs.argmax(axis=-1), probs.max(axis=-1)
     labels: list[np.ndarray] = []
     wrong_index: list[int] = []
@@ -149,10 +150,11 @@ def predict(model: Any, data: DataBundle, keep: int = MAX_EXAMPLES,
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
-    """Counts: row = true class, column = predicted class, shape (k, k)."""
-    counts = np.zeros((k, k), dtype=np.int64)
-    np.add.at(counts, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return counts
+    """Counts: row = true class, column = predicted class, shape (k, k): scikit-learn's
+    confusion_matrix over labels 0..k-1, so a class without examples keeps its row."""
+    if not len(y_true):  # scikit-learn refuses an empty split; its matrix is all zeros
+        return np.zeros((k, k), dtype=np.int64)
+    return confusion_matrix(y_true, y_pred, labels=range(k)).astype(np.int64)
 
 
 def row_normalized(counts: np.ndarray) -> np.ndarray:
@@ -163,17 +165,20 @@ def row_normalized(counts: np.ndarray) -> np.ndarray:
 
 
 def per_class_scores(counts: np.ndarray) -> Scores:
-    """Precision, recall and F1 of each class from confusion counts; 0/0 is 0.0."""
-    hits = np.diag(counts).astype(float)
-    predicted, support = counts.sum(axis=0), counts.sum(axis=1)
-    precision = _ratio(hits, predicted)
-    recall = _ratio(hits, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
+    """Precision, recall and F1 of each class from confusion counts; 0/0 is 0.0.
+
+    scikit-learn's precision_recall_fscore_support, fed each non-empty cell of the matrix as
+    one (true, predicted) pair weighted by its count: the same numbers as from the labels,
+    without a second pass over them."""
+    counts = np.asarray(counts)
+    k, support = len(counts), counts.sum(axis=1)
+    true, predicted = np.nonzero(counts)
+    if not len(true):  # no examples: scikit-learn refuses an empty input, every score is 0
+        return Scores(np.zeros(k), np.zeros(k), np.zeros(k), support)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        true, predicted, labels=range(k), sample_weight=counts[true, predicted],
+        zero_division=0)
     return Scores(precision, recall, f1, support)
-
-
-def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.divide(a, b, out=np.zeros(len(a)), where=b > 0)
 
 
 def class_metrics(scores: Scores, names: list[str]) -> dict[str, float]:
@@ -208,7 +213,6 @@ def write_per_class(scores: Scores, names: list[str], path: Path) -> Path:
                          f"{macro['macro_recall']:.4f}", f"{macro['macro_f1']:.4f}",
                          int(scores.support.sum())])
     return path
-
 
 
 def _short(name: str) -> str:

@@ -75,7 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         budget = TimeBudget(cfg.trainer.get("max_minutes"))
         throughput = Throughput(data.spec.num_train, started=started)
         history = stepping.fit(
-            model, data.train, auto=settings.steps_per_execution is None,
+            model, data.train, auto=settings.auto_steps,
             validation_data=data.val, epochs=cfg.trainer.epochs,
             initial_epoch=saved.epoch if saved else 0,
             callbacks=fit_callbacks(
@@ -85,7 +85,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 between=[budget, *build_callbacks(cfg.callbacks, out, backup,
                                                   resumed=saved is not None)]),
             verbose=cfg.trainer.verbose).history
-        if settings.steps_per_execution is None and saved is None:
+        if settings.auto_steps and saved is None:
             record.chosen_steps_per_execution(model.steps_per_execution)
         if backup is not None:  # every complete epoch, those before a resume too
             history = backup.history

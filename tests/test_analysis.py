@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.metrics import precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from kexp import analysis
 from kexp.data import DataBundle, DataSpec
@@ -71,6 +71,23 @@ def test_confusion_and_scores_match_hand_computed_values():
                                                  zero_division=0)
     assert (scores.precision, scores.recall, scores.f1) == (pytest.approx(p), pytest.approx(r),
                                                             pytest.approx(f))
+
+
+def test_scores_from_counts_equal_scikit_learn_on_the_labels():
+    """Counts of a larger random split: the weighted cells give the per-label numbers; an
+    empty split is all zeros (scikit-learn itself refuses one)."""
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 7, 500), rng.integers(0, 6, 500)  # class 6 never predicted
+    counts = analysis.confusion(y_true, y_pred, 8)  # class 7 absent: a row and column of zeros
+    assert counts.tolist() == confusion_matrix(y_true, y_pred, labels=range(8)).tolist()
+    scores = analysis.per_class_scores(counts)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=range(8),
+                                                 zero_division=0)
+    assert scores.precision == pytest.approx(p) and scores.recall == pytest.approx(r)
+    assert scores.f1 == pytest.approx(f) and scores.support.tolist() == s.tolist()
+    empty = analysis.confusion(np.array([], int), np.array([], int), 3)
+    assert empty.tolist() == [[0] * 3] * 3
+    assert analysis.per_class_scores(empty).f1.tolist() == [0.0] * 3
 
 
 def test_class_names_become_valid_mlflow_metric_keys():

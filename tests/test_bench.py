@@ -16,19 +16,33 @@ from tests.conftest import ROOT, run_kexp
 
 pytestmark = pytest.mark.slow
 
-# a dense and a convolutional case (CIFAR-sized, batch norm): every case takes the same path,
-# and the other two would add ~30 s to CI
+# a dense and a convolutional case (CIFAR-sized, batch norm): every image case takes the same
+# path, and the other two would add ~30 s to CI
 CASES = ["mlp", "resnet20"]
+# one case of every other kind: texts and a table three ways (a, b, c), and the tasks whose
+# hand-written script is a benchmark of its own two ways (a, c); lstm_lm takes seq2seq's path
+# (tests/test_task_benches.py runs its benchmark) and would add ~20 s
+OTHER_KINDS = {"lstm_text": "texts", "mlp_table": "rows", "dcgan": "images",
+               "seq2seq": "tokens"}
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory) -> tuple[dict, str]:
-    """One reduced run of CASES (a subprocess, as `make bench ARGS=--quick` runs it)."""
+def quick_all(tmp_path_factory) -> tuple[dict, str]:
+    """One reduced run of CASES and OTHER_KINDS (a subprocess, as `make bench ARGS=--quick`
+    runs it)."""
     tmp = tmp_path_factory.mktemp("bench")
-    done = run_kexp(["--quick", "--cases", ",".join(CASES), "--out", str(tmp / "bench.json")],
+    names = [*CASES, *OTHER_KINDS]
+    done = run_kexp(["--quick", "--cases", ",".join(names), "--out", str(tmp / "bench.json")],
                     tmp, module="kexp.bench")
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((tmp / "bench.json").read_text()), done.stdout
+
+
+@pytest.fixture(scope="module")
+def quick(quick_all) -> tuple[dict, str]:
+    """The run's image cases (CASES) only."""
+    result, stdout = quick_all
+    return {**result, "cases": {n: result["cases"][n] for n in CASES}}, stdout
 
 
 def test_quick_mode_writes_every_case_with_a_b_c_throughput_and_ratios(quick):
@@ -59,6 +73,26 @@ def test_quick_mode_records_cfg_job_time_machine_and_versions(quick):
     assert set(result["versions"]) >= {"python", "tensorflow", "keras", "kexp"}
     for name in CASES:  # one table row per case
         assert any(line.startswith(name) for line in stdout.splitlines()), stdout
+
+
+def test_every_task_has_a_case_timed_against_its_hand_written_keras(quick_all):
+    result, stdout = quick_all
+    for name, unit in OTHER_KINDS.items():
+        case = result["cases"][name]
+        speed, variants = case[f"{unit}_per_second"], set(case["runs"])
+        # texts and tables: a, b and c; the other tasks: their own script (a) and kexp (c)
+        assert variants == ({"a", "b", "c"} if unit in ("texts", "rows") else {"a", "c"})
+        assert case["unit"] == unit and all(speed[v] > 0 for v in variants), (name, case)
+        assert case["ratio_c_a"] == pytest.approx(speed["c"] / speed["a"], abs=1e-3)
+        assert (case["ratio_c_b"] is None) == ("b" not in variants)
+        assert case["goal_met"] == (case["ratio_c_a"] >= case["goal_c_a"] == 1.0)
+        assert case["first_step_behind_a"] == pytest.approx(
+            case["first_step_seconds"]["c"] - case["first_step_seconds"]["a"], abs=0.011)
+        # c logs to MLflow at its defaults, so auto's choice is read back from every c run
+        assert all(n >= 1 for n in case["steps_per_execution_c"]), case
+        assert any(line.startswith(name) for line in stdout.splitlines()), stdout
+    # the same network on both sides, or the benchmark refuses (RuntimeError) to compare them
+    assert all(result["cases"][n]["params"] > 0 for n in ("lstm_text", "mlp_table", "seq2seq"))
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--cases", "mlp,nope"]])

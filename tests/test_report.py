@@ -155,3 +155,116 @@ def test_names_are_escaped_and_a_search_cut_off_before_its_first_trial_is_said(t
     assert "searched: optimizer.lr" in page
     assert "No finished run logged test_accuracy yet." in page
     assert not (tmp_path / "mlflow.db").exists()  # nothing more to read than the frame
+
+
+def log_runs(log_dir: Path, runs: list[dict]) -> pd.DataFrame:
+    """Finished runs made with MLflow's client as kexp logs them (name, params, tags, final
+    metrics, val_accuracy per epoch); `parent` names an earlier run by its name. The store's
+    runs as `kexp.tracking.runs.load_runs` reads them."""
+    from kexp.tracking import runs as tables
+
+    client = mlflow.MlflowClient(store_uri(log_dir))
+    experiment = client.create_experiment("e")
+    ids: dict[str, str] = {}
+    for run in runs:
+        tags = {**run.get("tags", {}), **({"mlflow.parentRunId": ids[run["parent"]]}
+                                          if "parent" in run else {})}
+        made = client.create_run(experiment, run_name=run["name"], tags=tags)
+        ids[run["name"]] = run_id = made.info.run_id
+        for key, value in run.get("params", {}).items():
+            client.log_param(run_id, key, value)
+        for key, value in run.get("metrics", {}).items():
+            client.log_metric(run_id, key, value)
+        for step, value in enumerate(run.get("curve", [])):
+            client.log_metric(run_id, "val_accuracy", value, step=step)
+        client.set_terminated(run_id)
+    return tables.load_runs(store_uri(log_dir), "e")
+
+
+def test_a_search_over_a_config_group_shows_and_plots_its_choices(tmp_path):
+    """`optimizer: {type: choice}` swaps optimizer/<choice>.yaml in: kexp.tuning.trials logs
+    the choice as the param `optimizer`; a trial logged before that has its optimizer.name."""
+    from kexp.tracking import run_plots, runs
+
+    search = {"name": "tune-x", "tags": {"kexp.search": "parent"},
+              "params": {"search.space.optimizer.type": "choice",
+                         "search.space.optimizer.values": "['adam', 'sgd']"}}
+    trials = [{"name": f"trial-{i}", "parent": "tune-x", "tags": {"kexp.trial_id": str(i)},
+               "params": {**choice, "optimizer.name": name, "optimizer.lr": lr},
+               "metrics": {"val_accuracy": score}}
+              for i, (choice, name, lr, score) in enumerate([
+                  ({"optimizer": "adam"}, "adam", "0.001", 0.7),
+                  ({"optimizer": "sgd"}, "sgd", "0.1", 0.9),
+                  ({}, "sgd", "0.1", 0.8)])]  # an older trial: no `optimizer` param
+    frame = log_runs(tmp_path, [search, *trials])
+    parent = frame.loc[frame["run_name"] == "tune-x", "run_id"].item()
+    assert runs.searched_keys(frame, parent) == ["optimizer"]
+    table = runs.trials(frame, parent)
+    assert list(table["optimizer"]) == ["sgd", "sgd", "adam"]  # best val_accuracy first
+    assert list(table["run"]) == ["trial-1", "trial-2", "trial-0"]
+    fig = run_plots.scatter(table, ["optimizer"], y="val_accuracy", label="run")
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["adam", "sgd"]
+    assert "no run has both" not in [t.get_text() for t in ax.texts]
+    page = write_report(frame, store_uri(tmp_path), "e", tmp_path / "e.html").read_text()
+    assert "searched: optimizer" in page and "<th>optimizer</th>" in page
+    assert re.search(r"<td>trial-0</td><td>FINISHED</td><td>adam</td>", page)
+
+
+def test_runs_sharing_a_name_are_told_apart_by_the_params_that_differ(tmp_path, monkeypatch):
+    """In the runs table, the scatter's point names and the legend of the top runs' curves:
+    the params that differ among the runs of one name (not their output dirs), and the run
+    id where no param does (a rerun)."""
+    from kexp.tracking import run_plots, runs
+
+    def run(name: str, lr: str, out: str, accuracy: float) -> dict:
+        return {"name": name, "params": {"optimizer.lr": lr, "paths.output_dir": out,
+                                         "resolved.learning_rate": lr, "model.width": "1.0"},
+                "metrics": {"test_accuracy": accuracy, "params": 100.0, "flops": 200.0},
+                "curve": [accuracy / 2, accuracy]}
+
+    frame = log_runs(tmp_path, [run("mlp-digits", "0.01", "a", 0.9),
+                                run("mlp-digits", "0.003", "b", 0.8),
+                                run("mlp-digits", "0.003", "c", 0.7),
+                                run("other", "0.003", "d", 0.6)])
+    ids = dict(zip(frame["metrics.test_accuracy"], frame["run_id"], strict=True))
+    expected = ["mlp-digits (optimizer.lr=0.01)",
+                f"mlp-digits (optimizer.lr=0.003, run {ids[0.8][:8]})",
+                f"mlp-digits (optimizer.lr=0.003, run {ids[0.7][:8]})", "other"]
+    assert list(runs.summary_table(frame)["run"]) == expected
+
+    legends: list[list[str]] = []
+
+    def curves(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        legend = fig.axes[0].get_legend()
+        legends.append([t.get_text() for t in legend.get_texts()] if legend else [])
+        return fig
+
+    original = run_plots.learning_curves
+    monkeypatch.setattr(run_plots, "learning_curves", curves)
+    page = write_report(frame, store_uri(tmp_path), "e", tmp_path / "e.html", top=3)
+    assert legends == [["mlp-digits"], expected[:3]]  # the best run alone, then the top 3
+    assert all(f"<td>{label}</td>" in page.read_text() for label in expected)
+    points = run_plots.scatter(frame, ["metrics.params"], y="metrics.test_accuracy")
+    assert sorted(t.get_text() for t in points.axes[0].texts) == sorted(expected)
+
+
+@pytest.mark.slow
+def test_a_real_optimizer_search_logs_each_trials_choice(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_module
+
+    from kexp.tracking import runs
+    from kexp.tuning.search import tune
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    base = ["trainer.epochs=1", "trainer.verbose=0", "callbacks=none", "logger.log_model=false",
+            "model.hidden_units=[16]", f"paths.log_dir={tmp_path}"]
+    with initialize_config_module("kexp.conf", version_base="1.3"):
+        cfg = compose("tune", overrides=[*base, "search=optimizer", "tuner=grid"])
+    tune(cfg, base)
+    frame = runs.load_runs(store_uri(tmp_path), "kexp")
+    (parent,) = runs.searches(frame)["run_id"]
+    assert sorted(runs.trials(frame, parent)["optimizer"]) == ["adam", "rmsprop", "sgd"]
+    trials = frame[frame["kind"] == "trial"]
+    assert (trials["params.optimizer"] == trials["params.optimizer.name"]).all()

@@ -50,6 +50,13 @@ def test_values_become_the_overrides_a_user_would_type():
     assert cfg.optimizer.lr == 0.01
 
 
+def test_group_choices_are_logged_under_the_groups_name():
+    """The composed config has optimizer.name but not the choice `optimizer=sgd` itself."""
+    values = {"optimizer.lr": 0.01, "optimizer": "sgd", "model.batch_norm": True,
+              "tuner/epochs": 3}
+    assert space.group_choices(values, groups()) == {"optimizer": "sgd"}
+
+
 @pytest.mark.parametrize(("spec", "words"), [
     ({"optimizer.lr": {"type": "real", "min": 0, "max": 1}}, ["search.space.optimizer.lr",
                                                               "float, int, choice, bool"]),

@@ -79,9 +79,9 @@ def _contents(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, experiment: str,
             doc.paragraph("No trial has logged a run yet.")
             continue
         doc.table(table)
-        if keys:
-            doc.figure(run_plots.scatter(children, [f"params.{k}" for k in keys],
-                                         y=f"metrics.{rank.monitor}"), f"search_{number}")
+        if keys:  # from the table: a group choice's column is the one the table found
+            doc.figure(run_plots.scatter(table, keys, y=rank.monitor, label="run"),
+                       f"search_{number}")
 
 
 def _task_sections(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, top: int, suffix: str,
@@ -89,6 +89,7 @@ def _task_sections(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, top: int, s
     """The runs table, the best run and its curves, and the test metric against size and
     cost, for the runs of one task (ranked by its monitor on the test split)."""
     from kexp.tracking import run_plots, runs
+    from kexp.tracking.run_labels import run_labels
 
     rank = runs.ranking(frame)
     doc.heading(f"Runs{suffix}", 2)
@@ -116,14 +117,14 @@ def _task_sections(doc: HtmlDoc | MarkdownDoc, frame: Any, uri: str, top: int, s
         doc.preformatted(sample.decode("utf-8", errors="replace"))
     leaders = runs.top_runs(frame, top, rank)
     history = runs.metric_history(uri, leaders, rank.curves)
-    names = dict(zip(frame["run_id"], frame["run_name"], strict=True))
     doc.figure(run_plots.learning_curves(history[history["run_id"] == best["run_id"]],
                                          {best["run_id"]: best["run_name"]}, rank),
                f"best_run{tag}")
     if len(leaders) > 1:
         doc.heading(f"Learning curves of the top {len(leaders)} by {rank.label}", 3)
-        doc.figure(run_plots.learning_curves(history, {r: names[r] for r in leaders}, rank),
-                   f"top_runs{tag}")
+        shown = frame.set_index("run_id").loc[leaders].reset_index()
+        names = dict(zip(shown["run_id"], run_labels(shown), strict=True))
+        doc.figure(run_plots.learning_curves(history, names, rank), f"top_runs{tag}")
     doc.heading(f"{rank.label.capitalize()} against size and cost", 2)
     doc.figure(run_plots.scatter(frame[frame["kind"] != "trial"],
                                  ["metrics.params", "metrics.flops"], y=rank.metric),

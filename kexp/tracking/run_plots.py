@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from kexp.tracking.run_labels import run_labels
 from kexp.tracking.runs import CLASSIFIED, RANK_METRIC, Ranking
 
 LABEL_LIMIT = 12  # points named on a scatter plot; more would be unreadable
@@ -46,10 +47,11 @@ def learning_curves(history: pd.DataFrame, labels: Mapping[str, str],
 
 
 def scatter(runs: pd.DataFrame, columns: Sequence[str], y: str = RANK_METRIC,
-            label: str = "run_name") -> Figure:
+            label: str | None = None) -> Figure:
     """`y` against each of `columns` (e.g. metrics.params, params.optimizer.lr), one panel a
     column, over the runs that have both. Axes spanning a decade or more are logarithmic;
-    text values (an optimizer's name) are placed side by side."""
+    text values (an optimizer's name) are placed side by side. Points are named by the
+    column `label`, else by run name, runs sharing one told apart by their params."""
     fig = Figure(figsize=(4.6 * max(1, len(columns)), 3.6))
     axes = fig.subplots(1, max(1, len(columns)), squeeze=False)[0]
     for ax, column in zip(axes, columns, strict=False):
@@ -62,7 +64,8 @@ def scatter(runs: pd.DataFrame, columns: Sequence[str], y: str = RANK_METRIC,
         elif len(xs) and min(xs) > 0 and max(xs) >= 10 * min(xs):
             ax.set_xscale("log")
         if 0 < len(xs) <= LABEL_LIMIT:
-            for x, value, name in zip(xs, rows[y], rows[label], strict=True):
+            names = rows[label] if label else run_labels(rows)
+            for x, value, name in zip(xs, rows[y], names, strict=True):
                 ax.annotate(str(name), (x, value), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")
         if rows.empty:

@@ -21,6 +21,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from kexp.errors import KexpError
+from kexp.tracking.run_labels import run_labels
 from kexp.tracking.store import (
     bound_http_calls,
     failure_reason,
@@ -204,6 +205,7 @@ def summary_table(runs: pd.DataFrame, params: Iterable[str] = KEY_PARAMS,
     rank = rank or ranking(runs)
     rows = ranked(runs[runs["kind"].isin(list(kinds))], rank)
     table = rows[["run_name", "kind", "status", "model", "dataset"]].copy()
+    table["run_name"] = run_labels(rows)
     for key in params:
         table[key] = numeric(rows.get(f"params.{key}"))
     for metric in (f"test_{rank.name}", f"best_{rank.monitor}", *rank.extra, "params",
@@ -281,13 +283,23 @@ def trials(runs: pd.DataFrame, parent_run_id: str) -> pd.DataFrame:
     children = runs[(runs["parent_run_id"] == parent_run_id) & (runs["kind"] == "trial")]
     rank = ranking(children)
     table = pd.DataFrame({"trial": children.get(f"tags.{TRIAL_TAG}"),
-                          "run": children["run_name"], "status": children["status"]})
+                          "run": run_labels(children), "status": children["status"]})
     for key in searched_keys(runs, parent_run_id):
-        table[key] = numeric(children.get(f"params.{key}"))
+        table[key] = numeric(searched_values(children, key))
     for metric in dict.fromkeys((rank.monitor, "val_loss")):
         table[metric] = children.get(f"metrics.{metric}")
     table["wall_seconds"] = children["wall_seconds"]
     return ranked(table, rank, rank.monitor).reset_index(drop=True)
+
+
+def searched_values(trials: pd.DataFrame, key: str) -> pd.Series | None:
+    """The values of a searched key: `params.<key>`. A config-group choice (`optimizer`) is
+    logged under its own name by kexp.tuning.trials; trials logged before that hold only the
+    chosen yaml's keys, so its `name` (optimizer.name) stands in for theirs."""
+    values, names = trials.get(f"params.{key}"), trials.get(f"params.{key}.name")
+    if names is None or values is None:
+        return names if values is None else values
+    return values.fillna(names)
 
 
 def numeric(values: pd.Series | None) -> pd.Series | None:

@@ -30,6 +30,11 @@ class RunSettings:
     steps_per_execution: int | None
     chief: bool  # writes files and logs to MLflow (False only on a multi-worker run's others)
 
+    @property
+    def auto_steps(self) -> bool:
+        """True when kexp picks the steps per call itself after the first epoch."""
+        return self.steps_per_execution is None
+
 
 def resolve(cfg: DictConfig, strategy: tf.distribute.Strategy) -> RunSettings:
     """The settings `cfg` gives under `strategy`."""

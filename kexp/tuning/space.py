@@ -100,6 +100,13 @@ def searched(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not k.startswith("tuner/")}
 
 
+def group_choices(values: Mapping[str, Any], groups: Sequence[str]) -> dict[str, str]:
+    """A trial's config-group choices (`optimizer` -> `sgd`) as MLflow params. The composed
+    config holds only the chosen yaml's keys (optimizer.lr, ...), not the choice itself, so
+    without these the report's trials table has no `optimizer` column to show."""
+    return {key: str(value) for key, value in searched(values).items() if key in groups}
+
+
 def overrides(values: Mapping[str, Any]) -> list[str]:
     """A trial's values as command-line overrides, group choices first."""
     pairs = sorted(searched(values).items(), key=lambda kv: "." in kv[0])

@@ -25,15 +25,16 @@ import keras_tuner as kt
 from omegaconf import DictConfig, OmegaConf
 
 from kexp import data as datasets
-from kexp.config import validate
+from kexp.config import groups, validate
 from kexp.errors import TrainingFailed
 from kexp.recipe import model_card, prepare
 from kexp.tasks import make_task
 from kexp.tracking import make_tracker
+from kexp.tracking.params import flatten
 from kexp.tracking.tracker import run_identity
 from kexp.training import stepping
 from kexp.training.callbacks import NonFiniteLossGuard, fit_callbacks
-from kexp.tuning.space import Param, overrides, searched
+from kexp.tuning.space import Param, group_choices, overrides, searched
 
 log = logging.getLogger("kexp")
 
@@ -98,7 +99,7 @@ class TrialRunner(kt.HyperModel):
         values = {p.key: p.declare(hp) for p in self.params}
         self._cfg = self.trial_config(values)
         _, model, settings = prepare(self._cfg, load_data=self._load)
-        self._auto_steps = settings.steps_per_execution is None
+        self._auto_steps = settings.auto_steps
         return model
 
     def _load(self, data_cfg: DictConfig, global_batch_size: int, seed: int | None):
@@ -122,8 +123,9 @@ class TrialRunner(kt.HyperModel):
         if promoted and promoted.run_id:
             tags["kexp.promoted_from"] = promoted.run_id
         tracker = make_tracker(cfg.logger, self.log_dir)
-        tracker.start(run_name=name,
-                      params=OmegaConf.to_container(cfg, resolve=True), tags=tags)
+        params = {**flatten(OmegaConf.to_container(cfg, resolve=True)),
+                  **group_choices(values, groups())}
+        tracker.start(run_name=name, params=params, tags=tags)
         tracker.log_metrics(model_card(model))
         record = self.records.setdefault(trial.trial_id,
                                          self.record(trial.trial_id) or TrialRecord(values))

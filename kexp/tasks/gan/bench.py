@@ -45,7 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,14 +126,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the data and cfg
 
 
-def kexp_overrides(mode: Mode, data: Path, log_dir: Path) -> list[str]:
-    """What a user types after `python -m kexp`; everything else stays at kexp's defaults."""
+def bench_case(quick: bool, tmp: Path, log_dir: Path, extra: list[str]
+               ) -> tuple[Any, Callable[[str], dict[str, Any]]]:
+    """`make bench`'s GAN case (kexp/bench_cases.py): the DCGAN on generated images, kexp
+    logging to MLflow in `log_dir` as its defaults do, `extra` overrides on top; returns the
+    config and a run of either side."""
+    mode = MODES["quick" if quick else "full"]
+    cfg, images = prepare(mode, tmp, log_dir, ["logger=mlflow", *extra])
+    return cfg, lambda side: run_once(side, cfg, images, mode.epochs)
+
+
+def kexp_overrides(mode: Mode, data: Path, log_dir: Path,
+                   extra: tuple[str, ...] | list[str] = ("logger=none",)) -> list[str]:
+    """What a user types after `python -m kexp`; everything else stays at kexp's defaults
+    (without MLflow unless `extra` says so: the benchmark's own runs leave nothing behind)."""
     return ["task=gan", "model=dcgan", *mode.overrides, "data=npz", f"data.path={data}",
-            f"trainer.epochs={mode.epochs}", "trainer.verbose=0", "logger=none",
-            f"paths.log_dir={log_dir}"]
+            f"trainer.epochs={mode.epochs}", "trainer.verbose=0", f"paths.log_dir={log_dir}",
+            *extra]
 
 
-def prepare(mode: Mode, tmp: Path) -> tuple[Any, Any]:
+def prepare(mode: Mode, tmp: Path, log_dir: Path | None = None,
+            extra: tuple[str, ...] | list[str] = ("logger=none",)) -> tuple[Any, Any]:
     """The generated npz kexp reads, the composed config, and the images the hand-written loop
     trains on: the very examples kexp keeps after holding out data.val_fraction, scaled as
     kexp's train_step scales them (uint8 / 255 * 2 - 1, the generator's [-1, 1])."""
@@ -143,7 +156,8 @@ def prepare(mode: Mode, tmp: Path) -> tuple[Any, Any]:
     from kexp.data.sources.split import holdout
 
     with initialize_config_module("kexp.conf", version_base="1.3"):
-        cfg = compose("train", overrides=kexp_overrides(mode, tmp / "data.npz", tmp / "logs"))
+        cfg = compose("train", overrides=kexp_overrides(mode, tmp / "data.npz",
+                                                        log_dir or tmp / "logs", extra))
     assert (float(cfg.optimizer.lr), float(cfg.optimizer.beta_1)) == (LR, BETA_1), cfg.optimizer
     assert int(cfg.trainer.batch_size) == BATCH_SIZE, cfg.trainer.batch_size
     fraction = float(cfg.data.val_fraction)
@@ -332,9 +346,11 @@ def kexp_timed(parts: dict[str, list[float]], clock: Any) -> Iterator[None]:
     from kexp.tasks.gan.callbacks import FixedNoiseGrids, QualityMonitor
     from kexp.tasks.gan.task import Gan
 
-    saved = {(cls, hook): cls.__dict__[hook] for cls, hook in (
-        (QualityMonitor, "on_train_begin"), (QualityMonitor, "on_epoch_end"),
-        (FixedNoiseGrids, "on_epoch_end"), (Gan, "callbacks"))}
+    # getattr: a hook may be inherited (QualityMonitor's on_epoch_end is PeriodicScores')
+    hooks = ((QualityMonitor, "on_train_begin"), (QualityMonitor, "on_epoch_end"),
+             (FixedNoiseGrids, "on_epoch_end"), (Gan, "callbacks"))
+    saved = {(cls, hook): getattr(cls, hook) for cls, hook in hooks}
+    own = {(cls, hook) for cls, hook in hooks if hook in cls.__dict__}
 
     def timed(original: Any, key: str) -> Any:
         @functools.wraps(original)
@@ -359,7 +375,10 @@ def kexp_timed(parts: dict[str, list[float]], clock: Any) -> Iterator[None]:
         yield
     finally:
         for (cls, hook), original in saved.items():
-            setattr(cls, hook, original)
+            if (cls, hook) in own:
+                setattr(cls, hook, original)
+            else:
+                delattr(cls, hook)
 
 
 def run_once(side: str, cfg: Any, images: Any, epochs: int) -> dict[str, Any]:

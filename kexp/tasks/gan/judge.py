@@ -94,4 +94,3 @@ class Judge:
         found = quality.quality_scores(feats, probs, self.real_features, self.real_stats,
                                        name=reference.NAME, kid_subsets=kid_subsets)
         return found, probs
-

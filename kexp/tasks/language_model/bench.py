@@ -36,6 +36,7 @@ import datetime
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,20 @@ def generated_text(path: Path, characters: int = 400_000) -> Path:
     return path
 
 
-def compose_cfg(model: str, mode: Mode, text: Path, log_dir: Path) -> Any:
-    """What a user types after `python -m kexp`; everything else at kexp's defaults."""
+def bench_case(quick: bool, tmp: Path, log_dir: Path, extra: list[str]
+               ) -> tuple[Any, Callable[[str], dict[str, Any]]]:
+    """`make bench`'s language-model case (kexp/bench_cases.py): the lstm on generated text,
+    kexp logging to MLflow in `log_dir` as its defaults do, `extra` overrides on top; returns
+    the config and a run of either side."""
+    text = generated_text(tmp / "generated.txt")
+    cfg = compose_cfg("lstm", QUICK if quick else FULL, text, log_dir, ["logger=mlflow", *extra])
+    return cfg, lambda side: run_once(side, cfg, text)
+
+
+def compose_cfg(model: str, mode: Mode, text: Path, log_dir: Path,
+                extra: tuple[str, ...] | list[str] = ("logger=none",)) -> Any:
+    """What a user types after `python -m kexp`; everything else at kexp's defaults (without
+    MLflow unless `extra` says so: the benchmark's own runs leave nothing behind)."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("kexp.conf", version_base="1.3"):
@@ -139,8 +152,8 @@ def compose_cfg(model: str, mode: Mode, text: Path, log_dir: Path) -> Any:
             "task=language_model", f"model={model}", *keep, "data=text_file",
             f"data.path={text}", f"data.context={mode.context}",
             f"data.epoch_tokens={mode.steps * batch * mode.context}",
-            f"trainer.epochs={mode.epochs}", "trainer.verbose=0", "logger=none",
-            "callbacks.early_stopping.enabled=false", f"paths.log_dir={log_dir}"])
+            f"trainer.epochs={mode.epochs}", "trainer.verbose=0",
+            "callbacks.early_stopping.enabled=false", f"paths.log_dir={log_dir}", *extra])
 
 
 # ---------------------------------------------------------------------------- the hand-written side

@@ -35,6 +35,7 @@ import datetime
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,16 +127,28 @@ def generated_pairs(path: Path, n: int = 8000) -> Path:
     return path
 
 
-def compose_cfg(mode: Mode, pairs: Path, log_dir: Path) -> Any:
-    """What a user types after `python -m kexp`; everything else at kexp's defaults."""
+def bench_case(quick: bool, tmp: Path, log_dir: Path, extra: list[str]
+               ) -> tuple[Any, Callable[[str], dict[str, Any]]]:
+    """`make bench`'s translation case (kexp/bench_cases.py): rnn_seq2seq on generated pairs,
+    kexp logging to MLflow in `log_dir` as its defaults do, `extra` overrides on top; returns
+    the config and a run of either side."""
+    pairs = generated_pairs(tmp / "pairs.tsv")
+    cfg = compose_cfg(QUICK if quick else FULL, pairs, log_dir, ["logger=mlflow", *extra])
+    return cfg, lambda side: run_once(side, cfg)
+
+
+def compose_cfg(mode: Mode, pairs: Path, log_dir: Path,
+                extra: tuple[str, ...] | list[str] = ("logger=none",)) -> Any:
+    """What a user types after `python -m kexp`; everything else at kexp's defaults (without
+    MLflow unless `extra` says so: the benchmark's own runs leave nothing behind)."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("kexp.conf", version_base="1.3"):
         return compose("train", overrides=[
             "task=seq2seq", "model=rnn_seq2seq", *mode.overrides, f"data.path={pairs}",
             f"data.max_pairs={mode.max_pairs}", f"trainer.epochs={mode.epochs}",
-            "trainer.verbose=0", "logger=none", "callbacks.early_stopping.enabled=false",
-            "task.examples=0", f"paths.log_dir={log_dir}"])
+            "trainer.verbose=0", "callbacks.early_stopping.enabled=false",
+            "task.examples=0", f"paths.log_dir={log_dir}", *extra])
 
 
 # ---------------------------------------------------------------------------- the hand-written side

@@ -7,8 +7,9 @@ TF ?= cpu
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 5000
+TB_PORT ?= 6006
 
-.PHONY: install dev run test lint ui zoo-report bench-tune bench bench-gan bench-lm bench-seq2seq docs report clean
+.PHONY: install dev run test lint ui tensorboard zoo-report bench-tune bench bench-gan bench-lm bench-seq2seq docs report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,10 @@ lint: dev
 ui: install
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(PORT) \
 		--backend-store-uri sqlite:///$(abspath logs)/mlflow.db
+
+# every run's event files (logger=tensorboard or logger=[mlflow,tensorboard]) under logs/
+tensorboard: install
+	$(BIN)/tensorboard --logdir logs --host 127.0.0.1 --port $(TB_PORT)
 
 # every model preset: parameters, FLOPs and the reference it was checked against
 zoo-report: install

@@ -32,7 +32,7 @@ from kexp.models import count_flops
 from kexp.run_record import RunRecord
 from kexp.tasks import Task, make_task
 from kexp.tracking.tracker import NullTracker, checked_tracker
-from kexp.training import resume, stepping
+from kexp.training import debug, resume, stepping
 from kexp.training.callbacks import (
     GracefulInterrupt,
     NonFiniteLossGuard,
@@ -41,7 +41,12 @@ from kexp.training.callbacks import (
     fit_callbacks,
 )
 from kexp.training.multi_worker import distribute, finish_together
-from kexp.training.precision import precision_policy, seed_everything, set_determinism
+from kexp.training.precision import (
+    fresh_session,
+    precision_policy,
+    seed_everything,
+    set_determinism,
+)
 from kexp.training.schedules import build_schedule
 from kexp.training.settings import RunSettings, describe, resolve
 from kexp.training.strategy import make_strategy
@@ -55,6 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     check_complete(cfg)
     validate(cfg)
+    debug.for_overfitting(cfg)  # trainer.overfit_loss: regularization, shuffling off
     tracker = checked_tracker(cfg)  # an unreachable store fails the run in seconds, before data
     task = make_task(cfg)
     data, model, settings = prepare(cfg)
@@ -80,7 +86,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             initial_epoch=saved.epoch if saved else 0,
             callbacks=fit_callbacks(
                 data.epoch, guard, tracker.callback(),
-                first=[interrupt, throughput,
+                first=[interrupt, throughput, *debug.callbacks(cfg.trainer, out, tracker),
                        *task.callbacks(model, data, out, tracker, saved.history if saved else {})],
                 between=[budget, *build_callbacks(cfg.callbacks, out, backup,
                                                   resumed=saved is not None)]),
@@ -110,7 +116,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                                   data.spec.tokens_per_example, 1)}
                       if data.spec.token_unit else {}),
                    "seconds_to_first_step": round(throughput.first_step_seconds or 0.0, 2),
-                   "stopped_on_time": budget.stopped_on_time}
+                   "stopped_on_time": budget.stopped_on_time,
+                   **debug.overfit_verdict(history, cfg.trainer)}
         record.results(task.exported(model), history, metrics, scores, pictures, data.vocabulary,
                        task.CURVE_METRIC)
         finish_together(model)  # multi-worker: the others wait while the chief writes
@@ -163,7 +170,7 @@ def prepare(cfg: DictConfig, load_data: Callable[..., DataBundle] = datasets.loa
             ) -> tuple[DataBundle, keras.Model, RunSettings]:
     """Seeds, the strategy, the data and the compiled model: where every run and every tuning
     trial starts. `load_data` is `kexp.data.load` or a caching stand-in with its signature."""
-    keras.backend.clear_session()  # frees the models of earlier runs in this process (-m, trials)
+    fresh_session()  # frees the models of earlier runs in this process (-m, trials)
     seed_everything(cfg.trainer.seed)
     set_determinism(cfg.trainer.get("deterministic", False))
     task = make_task(cfg)

@@ -80,6 +80,8 @@ PROBES = {
     "optimizer.clipvalue": ["0"],
     "trainer.backup.every_n_steps": ["0"],
     "trainer.max_minutes": ["0", "-1"],
+    "trainer.profile_steps": ["[0,5]", "[5,2]", "[3]", "nope"],  # null: no trace
+    "trainer.overfit_loss": ["0", "-1", "nope"],  # null: no overfit check
     "data.subset": ["0"],
     "data.epoch_tokens": ["0"],  # null: the training split's token count
     "data.max_tokens": ["-1"],  # null in text_file and tiny_shakespeare: every token
@@ -98,6 +100,7 @@ PROBES = {
     "strategy.cluster": ["[nope]"],
     "strategy.task_index": ["-1"],
     "logger.tracking_uri": ["nope://x", "postgresql://db/kexp"],
+    "logger.register_model": ["''", "1"],  # null: not registered
     "paths.log_dir": ["{file}/logs"],
     "tuner.directory": ["{file}/tuning"],
     "tuner.num_initial_points": ["0"],

@@ -20,7 +20,7 @@ README = ROOT / "README.md"
 MODULES = {name: (module, config) for module, config in (
     ("kexp", "train"), ("kexp.tune", "tune"), ("kexp.eval", "eval"), ("kexp.sync", "sync"),
     ("kexp.report", "report"), ("kexp.generate", "generate"), ("kexp.stylize", "stylize"),
-    ("kexp.translate", "translate"))
+    ("kexp.translate", "translate"), ("kexp.export", "export"))
     for name in (module, module.replace(".", "-"))}
 # commands that need a finished run, a server or a second machine: the tests that run them
 RUN_ELSEWHERE = {
@@ -35,6 +35,8 @@ RUN_ELSEWHERE = {
         "test_gan.py::test_generate_writes_the_files_other_tools_read",
     "python -m kexp.translate run_dir=":
         "test_seq2seq.py::test_kexp_translate_reverses_a_sentence_and_a_file",
+    "python -m kexp.export run_dir=":
+        "test_export.py::test_the_command_prints_size_and_agreement_and_bad_input_is_one_line",
     "python -m kexp.stylize content=":
         "test_stylize.py::test_end_to_end_as_a_subprocess_and_as_one_mlflow_run",
     "python -m kexp --config-dir my_conf task=":

@@ -26,8 +26,10 @@ def dataset(poison_at: int | None = None) -> tf.data.Dataset:
 
 
 def model(steps_per_execution: int = 1) -> keras.Model:
+    # tanh, not relu: TensorFlow fuses MatMul+BiasAdd+Relu in the compiled step, and on some
+    # CPUs (this VM's AVX-512 oneDNN path) that ReLU maps NaN to 0, so the poison would vanish
     keras.utils.set_random_seed(1)
-    net = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+    net = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="tanh"),
                             keras.layers.Dropout(0.3, seed=3), keras.layers.Dense(3)])
     net.compile(optimizer=keras.optimizers.Adam(0.01),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

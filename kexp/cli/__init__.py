@@ -100,8 +100,11 @@ def _check_group_option(override: str, root: Path, extra: Path | None = None) ->
             not any(key in groups(r) for r in roots):
         return
     options = sorted({o for r in roots if (r / key).is_dir() for o in group_options(key, r)})
-    if value not in options:
-        fail(f"unknown {key} '{value}'; valid options: {', '.join(options)}")
+    # several options of one group merged, e.g. logger=[mlflow,tensorboard]
+    chosen = value[1:-1].split(",") if value.startswith("[") and value.endswith("]") else [value]
+    for one in (c.strip() for c in chosen):
+        if one not in options:
+            fail(f"unknown {key} '{one}'; valid options: {', '.join(options)}")
 
 
 def _choices_only(overrides: Sequence[str], root: Path, extra: Path | None = None) -> list[str]:

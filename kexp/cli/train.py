@@ -20,8 +20,10 @@ from kexp.cli.rerun import expand
 @hydra.main(version_base="1.3", config_path="pkg://kexp.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     def job() -> dict:
+        from kexp.config.tree import show_config
         from kexp.tracking.tracker import checked_tracker
 
+        show_config(cfg)  # trainer.verbose > 0: the composed config as a tree, before anything
         checked_tracker(cfg)  # an unreachable store fails in ~2 s, before TensorFlow loads
         import_tensorflow_quietly()  # TensorFlow is imported only when a job runs
         from kexp.recipe import train

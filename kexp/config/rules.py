@@ -165,6 +165,10 @@ def _check_together(cfg: DictConfig) -> None:
     if len(clipping) == 2:  # Keras refuses the optimizer
         raise KexpError("optimizer.clipnorm and optimizer.clipvalue are both set; set at most "
                         "one (the other to null)")
+    name = OmegaConf.select(cfg, "logger.register_model", default=None)
+    if name is not None and OmegaConf.select(cfg, "logger.log_model", default=True) is False:
+        raise KexpError(f"logger.register_model={name} registers the logged model; it needs "
+                        "logger.log_model=true")
 
 
 _MISSING = object()
@@ -364,6 +368,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.jit_compile": _choice(True, False, "auto"),
     "trainer.backup.every_n_steps": (_or_null(_positive_int), "a positive integer or null"),
     "trainer.max_minutes": (_or_null(_positive_number), "a positive number of minutes or null"),
+    "trainer.profile_steps": (_or_null(lambda v: _list_of(_positive_int)(v) and len(v) == 2
+                                       and v[0] <= v[1]),
+                              "two step numbers [first, last], first <= last (e.g. [10, 20]), "
+                              "or null"),
+    "trainer.overfit_loss": (_or_null(_positive_number), "a positive loss or null"),
     "optimizer.name": (lambda v: isinstance(v, str) and v.lower() in OPTIMIZERS,  # Adam too
                        f"a Keras optimizer: {', '.join(OPTIMIZERS)}"),
     "optimizer.lr": (_positive_number, "a positive number"),
@@ -403,6 +412,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "logger.experiment": (_or_null(_text),
                           "an experiment name (quote digits: logger.experiment=\"'2024'\")"),
     "logger.log_model": (_or_null(_one_of(True, False)), "true or false"),
+    "logger.register_model": (_or_null(_text), "a model name for MLflow's model registry, "
+                              "or null (not registered)"),
+    "logger.tensorboard.histograms": (_one_of(True, False), "true or false"),
     "data.augment_on": _choice(*AUGMENT_ON),
     "data.augment.crop_padding": (_non_negative_int, "an integer >= 0 (0: no crop)"),
     "model.dropout": _RATE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,3 +91,10 @@ class DataBundle:
     # sequence pairs only: the (source, target) texts of each split's pairs, in the order of
     # its batches ("train", "val", "test"): the references BLEU compares with
     pairs: dict[str, list[tuple[str, str]]] | None = None
+    # images, tables and text classified or regressed: what the pipeline does to a batch of
+    # raw x before the model sees it (scale and normalize; cast; vectorize), the very function
+    # it maps, so that `kexp.export` serves raw inputs exactly as kexp trained on them (text:
+    # a tf.Module holding the lookup table, saved with the served model)
+    preprocess: Callable[[Any], Any] | None = None
+    # the same runs: the test split's raw (x, y) examples, unbatched, in the order of `test`
+    raw_test: tf.data.Dataset | None = None

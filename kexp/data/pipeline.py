@@ -55,10 +55,14 @@ def build(raw: RawSplits | RawCorpus | RawPairs | RawPoints, cfg: DictConfig,
             raise KexpError(f"data: table rows must have a fixed number (> 0) of features, "
                             f"got {input_shape}")
 
-        def cast(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            return tf.cast(x, tf.float32), tf.cast(y, y_dtype)
+        def features(x: tf.Tensor) -> tf.Tensor:
+            return tf.cast(x, tf.float32)
 
-        return _assemble(raw, cfg, cast, input_shape, global_batch_size, seed)
+        def cast(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return features(x), tf.cast(y, y_dtype)
+
+        return _assemble(raw, cfg, cast, input_shape, global_batch_size, seed,
+                         preprocess=features)
     if len(input_shape) != 3 or None in input_shape:
         raise KexpError(f"data: images must have a fixed (H, W, C) shape, got {input_shape}")
     scale = _scale(cfg, raw, x_spec.dtype)
@@ -66,27 +70,30 @@ def build(raw: RawSplits | RawCorpus | RawPairs | RawPoints, cfg: DictConfig,
     crop_padding, horizontal_flip = augment_settings(cfg)
     in_pipeline = augment_on(cfg) == "pipeline"  # else the model augments (with_augmentation)
 
-    def normalize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def pixels(x: tf.Tensor) -> tf.Tensor:
         x = tf.cast(x, tf.float32) / scale
-        if mean is not None:
-            x = (x - mean) / std
-        return x, tf.cast(y, y_dtype)
+        return x if mean is None else (x - mean) / std
+
+    def normalize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return pixels(x), tf.cast(y, y_dtype)
 
     def augment(batches: tf.data.Dataset, epoch_seed: tf.Tensor) -> tf.data.Dataset:
         if not in_pipeline:
             return batches
         return augment_dataset(batches, crop_padding, horizontal_flip, epoch_seed)
 
-    return _assemble(raw, cfg, normalize, input_shape, global_batch_size, seed, augment)
+    return _assemble(raw, cfg, normalize, input_shape, global_batch_size, seed, augment,
+                     preprocess=pixels)
 
 
 def _assemble(
     raw: RawSplits, cfg: DictConfig,
     normalize: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]],
     input_shape: tuple[int, ...], global_batch_size: int, seed: int | None,
-    augment: Augment | None = None,
+    augment: Augment | None = None, preprocess: Callable[[tf.Tensor], tf.Tensor] | None = None,
 ) -> DataBundle:
-    """normalize -> subset -> cache -> count -> fingerprint -> epoch batches -> prefetch."""
+    """normalize -> subset -> cache -> count -> fingerprint -> epoch batches -> prefetch.
+    `preprocess` is normalize's x half, kept in the bundle (`DataBundle.preprocess`)."""
     subset = keys.positive_int(cfg, "subset", None, allow_none=True)
     cache = keys.boolean(cfg, "cache", True)
     shuffle_buffer = keys.positive_int(cfg, "shuffle_buffer", 10000)
@@ -127,6 +134,8 @@ def _assemble(
         test=test.batch(global_batch_size).prefetch(tf.data.AUTOTUNE),
         spec=spec,
         epoch=epoch,
+        preprocess=preprocess,
+        raw_test=raw.test if subset is None else raw.test.take(subset),
     )
 
 

@@ -84,23 +84,13 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
         raise KexpError(f"data: the {n} training texts have no words left after "
                         f"data.standardize={mode} (are the texts empty?)")
 
-    def vectorize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.cast(vectorizer(x), tf.int32), tf.cast(y, tf.int32)
+    to_ids = Vectorize(vectorizer, sentences, sequence_length)
 
-    def vectorize_documents(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        pieces = split_sentences(x)  # (B, None) sentence strings
-        ids = tf.cast(vectorizer(pieces.flat_values), tf.int32)  # (sentences, length)
-        kept = ids[:, 0] != 0  # padded at the end: a sentence with no token left starts with 0
-        documents = tf.RaggedTensor.from_value_rowids(
-            tf.boolean_mask(ids, kept), tf.boolean_mask(pieces.value_rowids(), kept),
-            nrows=tf.shape(x, out_type=tf.int64)[0])
-        x = documents[:, :sentences].to_tensor(0, shape=[None, sentences, sequence_length])
-        return x, tf.cast(y, tf.int32)
+    def vectorize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return to_ids(x), tf.cast(y, tf.int32)
 
     def prepare(ds: tf.data.Dataset) -> tf.data.Dataset:
-        ds = ds.batch(_VECTORIZE_BATCH).map(vectorize if sentences is None else
-                                            vectorize_documents,
-                                            num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(_VECTORIZE_BATCH).map(vectorize, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.unbatch()
         return ds.cache() if cache else ds
 
@@ -131,7 +121,33 @@ def build(raw: RawSplits, cfg: DictConfig, global_batch_size: int, seed: int | N
         spec=spec,
         vocabulary=vocabulary,
         epoch=epoch,
+        preprocess=to_ids,
+        raw_test=splits["test"],
     )
+
+
+class Vectorize(tf.Module):
+    """Raw texts (B,) -> the model's int32 ids: (B, sequence_length), or with `sentences`
+    (B, sentences, sequence_length) sentence by sentence. A tf.Module so that the lookup table
+    of its TextVectorization is saved with a SavedModel that calls it (`kexp.export`)."""
+
+    def __init__(self, vectorizer: keras.layers.TextVectorization, sentences: int | None,
+                 sequence_length: int) -> None:
+        super().__init__(name="vectorize")
+        self.vectorizer = vectorizer
+        self.sentences, self.sequence_length = sentences, sequence_length
+
+    def __call__(self, texts: tf.Tensor) -> tf.Tensor:
+        if self.sentences is None:
+            return tf.cast(self.vectorizer(texts), tf.int32)
+        pieces = split_sentences(texts)  # (B, None) sentence strings
+        ids = tf.cast(self.vectorizer(pieces.flat_values), tf.int32)  # (sentences, length)
+        kept = ids[:, 0] != 0  # padded at the end: a sentence with no token left starts with 0
+        documents = tf.RaggedTensor.from_value_rowids(
+            tf.boolean_mask(ids, kept), tf.boolean_mask(pieces.value_rowids(), kept),
+            nrows=tf.shape(texts, out_type=tf.int64)[0])
+        return documents[:, :self.sentences].to_tensor(
+            0, shape=[None, self.sentences, self.sequence_length])
 
 
 def split_sentences(texts: tf.Tensor) -> tf.RaggedTensor:

@@ -34,3 +34,15 @@ class EpochMetrics(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.tracker.position = "the end of training"
+
+
+class TensorBoardEpochs(EpochMetrics):
+    """EpochMetrics for a `kexp.tracking.tensorboard.TensorBoardTracker`: the model's graph
+    when training starts, and (`histograms`) the weights after every epoch."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.tracker.log_graph(self.model)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        self.tracker.log_histograms(self.model, step=epoch)

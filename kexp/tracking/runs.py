@@ -124,13 +124,14 @@ def default_store(overrides: Sequence[str] = ()) -> str:
 
 
 def store_uri(cfg: DictConfig) -> str:
-    """The store of a composed config's `logger` and `paths`, by `make_tracker`'s rule (kept
+    """The store of a composed config's `logger` and `paths`, by `mlflow_tracker`'s rule (kept
     there, in one place)."""
-    from kexp.tracking.tracker import MlflowTracker, make_tracker
+    from kexp.tracking.tracker import mlflow_tracker
 
-    tracker = make_tracker(cfg.logger, Path(cfg.paths.log_dir))
-    if not isinstance(tracker, MlflowTracker):
-        raise KexpError("logger.backend: 'none' keeps no runs to read; use logger=mlflow")
+    tracker = mlflow_tracker(cfg.logger, Path(cfg.paths.log_dir))
+    if tracker is None:
+        raise KexpError(f"logger.backend: {cfg.logger.get('backend', 'none')!r} keeps no runs "
+                        "to read; use logger=mlflow")
     return tracker.tracking_uri
 
 

@@ -1,7 +1,9 @@
 """The run lifecycle in MLflow: start, log as training goes, end FINISHED, FAILED or KILLED.
 
 The `Tracker` protocol is all the training code sees; `logger=none` swaps in a
-`NullTracker`, so the recipe never asks which backend is on.
+`NullTracker`, `logger=tensorboard` a `TensorBoardTracker` (kexp/tracking/tensorboard.py) and
+`logger=[mlflow,tensorboard]` both behind one `Trackers` (fanout.py), so the recipe never asks
+which backend is on.
 
 Tracking must never cost a run: `check()` fails a run whose store cannot be reached in
 seconds, before any training, and once a run has started, a store that goes away (a server
@@ -104,11 +106,12 @@ class MlflowTracker:
 
     def __init__(self, tracking_uri: str, experiment: str, log_model: bool = True,
                  artifact_root: Path | None = None, run_dir: Path | None = None,
-                 offline_on_failure: bool = True) -> None:
+                 offline_on_failure: bool = True, register_model: str | None = None) -> None:
         """`artifact_root`: where a new experiment keeps its artifacts (None: the store's
         default, which for a SQLite store is ./mlruns in whatever directory the run starts).
         `offline_on_failure=False` (`kexp.sync`: the upload is the job) lets a failing call
-        raise instead of switching the tracker offline."""
+        raise instead of switching the tracker offline. `register_model`: a name in the
+        model registry the logged model becomes a new version of (None: not registered)."""
         import mlflow
 
         # MLflow announces creating a new SQLite store's tables at INFO on stderr: two lines
@@ -118,6 +121,7 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.should_log_model = log_model
+        self.register_model = register_model
         self.artifact_root = artifact_root
         self.run_id: str | None = None
         self.run_dir = run_dir
@@ -235,9 +239,13 @@ class MlflowTracker:
         # a direct call: model.predict would gather across the workers of a multi-worker run
         y = keras.ops.convert_to_numpy(model(x, training=False))
         # explicit requirements skip MLflow's slow inference by re-importing the model
-        self._mlflow.keras.log_model(
+        info = self._mlflow.keras.log_model(
             model, name="model", signature=infer_signature(x, y),
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
+        if self.register_model:
+            version = self._mlflow.register_model(info.model_uri, self.register_model)
+            log.info("registered the model in MLflow's model registry: %s version %s",
+                     version.name, version.version)
 
     def kill_stale_children(self) -> int:
         """Mark child runs still RUNNING (their process was killed) KILLED; how many there were.
@@ -317,18 +325,41 @@ def _retry_locked(call: Callable[[], Any], attempts: int = 6) -> Any:
 
 
 def make_tracker(logger_cfg: DictConfig, log_dir: Path, run_dir: Path | None = None) -> Tracker:
-    """The tracker `logger.backend` names; MLflow's store defaults to <log_dir>/mlflow.db."""
-    if logger_cfg.backend == "none":
+    """The tracker of `logger`: MLflow (`backend: mlflow`), TensorBoard (a `tensorboard`
+    section, conf/logger/tensorboard.yaml), both behind one `Trackers` (logger=[mlflow,
+    tensorboard]: one run, two viewers), or a `NullTracker` when neither is chosen."""
+    from kexp.tracking.fanout import Trackers
+    from kexp.tracking.tensorboard import TensorBoardTracker
+
+    chosen: list[Tracker] = []
+    mlflow_run = mlflow_tracker(logger_cfg, log_dir, run_dir)
+    if mlflow_run is not None:
+        chosen.append(mlflow_run)
+    if logger_cfg.get("tensorboard") is not None:
+        chosen.append(TensorBoardTracker(Path(log_dir), run_dir,
+                                         histograms=logger_cfg.tensorboard.histograms))
+    if not chosen:
         return NullTracker()
+    return chosen[0] if len(chosen) == 1 else Trackers(chosen)
+
+
+def mlflow_tracker(logger_cfg: DictConfig, log_dir: Path, run_dir: Path | None = None
+                   ) -> MlflowTracker | None:
+    """The MLflow tracker of `logger` (None unless `backend: mlflow`); its store defaults to
+    <log_dir>/mlflow.db."""
+    if logger_cfg.get("backend") != "mlflow":
+        return None
     log_model = logger_cfg.get("log_model", True)
+    register = logger_cfg.get("register_model")
     if logger_cfg.get("tracking_uri"):
         return MlflowTracker(logger_cfg.tracking_uri, logger_cfg.experiment, log_model,
-                             run_dir=run_dir)
+                             run_dir=run_dir, register_model=register)
     # the default store keeps the database and the artifacts together under log_dir
     log_dir = Path(log_dir).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
     return MlflowTracker(f"sqlite:///{log_dir}/mlflow.db", logger_cfg.experiment, log_model,
-                         artifact_root=log_dir / "mlartifacts", run_dir=run_dir)
+                         artifact_root=log_dir / "mlartifacts", run_dir=run_dir,
+                         register_model=register)
 
 
 def checked_tracker(cfg: DictConfig) -> Tracker:

@@ -31,10 +31,13 @@ run: install
 	$(PY) -m kexp $(ARGS)
 
 # two test processes: most tests wait on subprocess start-up and TensorFlow imports
-# (TEST_WORKERS=0 runs them in this process, e.g. to debug one test)
+# (TEST_WORKERS=0 runs them in this process, e.g. to debug one test); a test file's tests stay
+# in one process, so a module's trained fixture (a GAN, a default run, the quick benchmark) is
+# built once, not once per process
 TEST_WORKERS ?= 2
 test: dev
-	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist loadfile) \
+		$(PYTEST_ARGS)
 
 # the checks of .pre-commit-config.yaml over the whole tree, without pre-commit:
 # ruff, trailing whitespace and end-of-file newlines, docs/configuration.md up to date

@@ -34,7 +34,6 @@ from typing import Any
 
 from kexp.bench_cases import BATCH_SIZE, FULL, QUICK, Case, Prepared, TaskCase, prepare
 
-VARIANTS = ("a", "b", "c")
 CFG_JOB_GOAL_SECONDS = 2.0
 FIRST_STEP_GOAL_SECONDS = 1.0  # c's first training step at most this much after a's
 MODES = {"full": (FULL, 8, 3), "quick": (QUICK, 2, 1)}  # cases, epochs per run, repeats
@@ -138,13 +137,14 @@ def steps_per_execution(cfg: Any, since: float) -> int | None:
     without MLflow (`--kexp logger=none`)."""
     if str(cfg.trainer.steps_per_execution) != "auto":
         return int(cfg.trainer.steps_per_execution)
-    if cfg.logger.get("backend") != "mlflow":
-        return None
     from mlflow import MlflowClient
 
-    from kexp.tracking.runs import store_uri
+    from kexp.tracking.tracker import mlflow_tracker
 
-    client = MlflowClient(tracking_uri=store_uri(cfg))
+    tracker = mlflow_tracker(cfg.logger, Path(cfg.paths.log_dir))
+    if tracker is None:
+        return None
+    client = MlflowClient(tracking_uri=tracker.tracking_uri)
     found = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                f"attributes.start_time >= {int(since * 1000)}",
                                order_by=["attributes.start_time DESC"], max_results=1)
@@ -172,7 +172,7 @@ def summarize(case: Case | TaskCase, prepared: Prepared, runs: dict[str, list],
     return {
         "kind": case.kind if three_way else "task", "unit": case.unit,
         "model": case.model if three_way else str(cfg.model.name),
-        "task": str(cfg.task.name) if "name" in cfg.task else None,
+        "task": str(cfg.task._target_),
         "overrides": list(case.overrides) if three_way else [],
         "input_shape": case.input_shape if three_way else None,
         "batch_size": int(cfg.trainer.batch_size),

@@ -153,12 +153,15 @@ def rows_before_holdout(case: Case, fraction: float) -> int:
                 if total - math.ceil(fraction * total) == n)
 
 
-def kept_rows(labels: Any, cfg: Any, stratify: bool = True) -> Any:
-    """The indices of the training rows kexp keeps after its validation hold-out."""
+def kept_rows(case: Case, labels: Any, cfg: Any, stratify: bool = True) -> Any:
+    """The indices (kept, held out) of the training rows after kexp's validation hold-out:
+    exactly case.train_examples kept."""
     from kexp.data.sources.split import holdout
 
-    return holdout(labels, float(cfg.data.val_fraction), cfg.trainer.seed, "val_fraction",
-                   stratify=stratify)
+    kept, held = holdout(labels, float(cfg.data.val_fraction), cfg.trainer.seed,
+                         "val_fraction", stratify=stratify)
+    assert len(kept) == case.train_examples, (len(kept), case)
+    return kept, held
 
 
 def image_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
@@ -172,7 +175,7 @@ def image_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
     y = rng.permutation(np.arange(total + TEST_EXAMPLES) % CLASSES)  # every class present
     np.savez(folder / "data.npz", x_train=x[:total], y_train=y[:total],
              x_test=x[total:], y_test=y[total:])
-    kept, held = kept_rows(y[:total], cfg)
+    kept, held = kept_rows(case, y[:total], cfg)
     scaled = x[:total].astype("float32") / 255.0
     return {"train": (scaled[kept], y[kept]), "val": (scaled[held], y[held])}
 
@@ -196,7 +199,7 @@ def text_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
                                                                       index=False)
     pd.DataFrame({"text": texts[total:], "label": y[total:]}).to_csv(folder / "test.csv",
                                                                       index=False)
-    kept, held = kept_rows(y[:total], cfg)
+    kept, held = kept_rows(case, y[:total], cfg)
     vectorize = keras.layers.TextVectorization(
         max_tokens=int(cfg.data.max_tokens), output_sequence_length=length,
         standardize="lower_and_strip_punctuation")
@@ -222,7 +225,7 @@ def table_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
         frame = pd.DataFrame(x[rows], columns=columns)
         frame["y"] = y[rows]
         frame.to_csv(folder / file, index=False)
-    kept, held = kept_rows(y[:total], cfg, stratify=False)
+    kept, held = kept_rows(case, y[:total], cfg, stratify=False)
     mean, std = x[kept].mean(0), x[kept].std(0)
     y_mean, y_std = y[kept].mean(), y[kept].std()
 

@@ -3,9 +3,12 @@ and whether KEXP_DEBUG asks for full tracebacks. No TensorFlow at import."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 
 from kexp.errors import KexpError
 
@@ -32,19 +35,27 @@ def import_tensorflow_quietly() -> None:
     if "tensorflow" in sys.modules or debug_enabled() or \
             os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
-    import tempfile
+    with native_stderr_held(replay_on_error=True):
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
 
+
+@contextlib.contextmanager
+def native_stderr_held(replay_on_error: bool) -> Iterator[None]:
+    """File descriptor 2 into a scratch file while inside: what TensorFlow's C++ writes there
+    (no Python-level redirect reaches it) is dropped, or, with `replay_on_error`, written to
+    stderr after all when the block raises."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
+            yield
         except BaseException:
             os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            if replay_on_error:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
             raise
         finally:
             os.dup2(saved, 2)

@@ -17,15 +17,11 @@ Importing this module imports TensorFlow.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import shutil
-import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +35,7 @@ from tensorflow.lite.python.convert_phase import ConverterError
 
 from kexp import data as datasets
 from kexp import run_dir
+from kexp.environment import native_stderr_held
 from kexp.errors import KexpError
 from kexp.tasks import make_task
 
@@ -238,7 +235,7 @@ def _convert(served: Served, raw_x: np.ndarray, ids: np.ndarray, signature: str,
             try:
                 if batch is not None:
                     return converter.convert(), batch
-                with _stderr_dropped():  # the MLIR errors of a failed try, pages of them
+                with native_stderr_held(replay_on_error=False):  # a failed try's MLIR errors: pages
                     return converter.convert(), batch
             except ConverterError:
                 if batch is not None:
@@ -288,17 +285,3 @@ def _write_text_input(out: Path, cfg: Any, vocabulary: list[str]) -> None:
         "padding_id": 0, "out_of_vocabulary_id": 1,
         "sequence_length": data.get("sequence_length"),
         "standardize": data.get("standardize"), "split": "whitespace"}, indent=2) + "\n")
-
-
-@contextlib.contextmanager
-def _stderr_dropped() -> Iterator[None]:
-    """File descriptor 2 to a scratch file: the converter's C++ writes straight to it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as dropped:
-        os.dup2(dropped.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)

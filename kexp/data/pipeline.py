@@ -48,7 +48,6 @@ def build(raw: RawSplits | RawCorpus | RawPairs | RawPoints, cfg: DictConfig,
         from kexp.data import text
 
         return text.build(raw, cfg, global_batch_size, seed)
-    y_dtype = tf.int32 if raw.target_names is None else tf.float32
     input_shape = tuple(x_spec.shape)
     if len(input_shape) == 1:  # a table: its source encoded and standardized the features
         if None in input_shape or input_shape[0] == 0:
@@ -58,11 +57,7 @@ def build(raw: RawSplits | RawCorpus | RawPairs | RawPoints, cfg: DictConfig,
         def features(x: tf.Tensor) -> tf.Tensor:
             return tf.cast(x, tf.float32)
 
-        def cast(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            return features(x), tf.cast(y, y_dtype)
-
-        return _assemble(raw, cfg, cast, input_shape, global_batch_size, seed,
-                         preprocess=features)
+        return _assemble(raw, cfg, features, input_shape, global_batch_size, seed)
     if len(input_shape) != 3 or None in input_shape:
         raise KexpError(f"data: images must have a fixed (H, W, C) shape, got {input_shape}")
     scale = _scale(cfg, raw, x_spec.dtype)
@@ -74,26 +69,27 @@ def build(raw: RawSplits | RawCorpus | RawPairs | RawPoints, cfg: DictConfig,
         x = tf.cast(x, tf.float32) / scale
         return x if mean is None else (x - mean) / std
 
-    def normalize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return pixels(x), tf.cast(y, y_dtype)
-
     def augment(batches: tf.data.Dataset, epoch_seed: tf.Tensor) -> tf.data.Dataset:
         if not in_pipeline:
             return batches
         return augment_dataset(batches, crop_padding, horizontal_flip, epoch_seed)
 
-    return _assemble(raw, cfg, normalize, input_shape, global_batch_size, seed, augment,
-                     preprocess=pixels)
+    return _assemble(raw, cfg, pixels, input_shape, global_batch_size, seed, augment)
 
 
 def _assemble(
-    raw: RawSplits, cfg: DictConfig,
-    normalize: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]],
+    raw: RawSplits, cfg: DictConfig, preprocess: Callable[[tf.Tensor], tf.Tensor],
     input_shape: tuple[int, ...], global_batch_size: int, seed: int | None,
-    augment: Augment | None = None, preprocess: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    augment: Augment | None = None,
 ) -> DataBundle:
-    """normalize -> subset -> cache -> count -> fingerprint -> epoch batches -> prefetch.
-    `preprocess` is normalize's x half, kept in the bundle (`DataBundle.preprocess`)."""
+    """normalize (`preprocess` on x, kept in the bundle as `DataBundle.preprocess`; the
+    target cast) -> subset -> cache -> count -> fingerprint -> epoch batches -> prefetch."""
+    regression = raw.target_names is not None
+    y_dtype = tf.float32 if regression else tf.int32
+
+    def normalize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return preprocess(x), tf.cast(y, y_dtype)
+
     subset = keys.positive_int(cfg, "subset", None, allow_none=True)
     cache = keys.boolean(cfg, "cache", True)
     shuffle_buffer = keys.positive_int(cfg, "shuffle_buffer", 10000)
@@ -107,7 +103,6 @@ def _assemble(
     train, val, test = prepare(raw.train), prepare(raw.val), prepare(raw.test)
     counts = count_splits(train, val, test)
     read = fingerprint(train, val, test) if keys.boolean(cfg, "fingerprint", True) else None
-    regression = raw.target_names is not None
     target_mean, target_std = target_stats(train, len(raw.target_names)) if regression else (
         None, None)
 

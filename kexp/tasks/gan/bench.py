@@ -39,7 +39,6 @@ import copy
 import datetime
 import functools
 import gc
-import math
 import os
 import statistics
 import sys
@@ -54,7 +53,6 @@ SIDES = ("keras", "kexp")
 LABELS = {"keras": "hand-written Keras (keras-io DCGAN)", "kexp": "kexp task=gan model=dcgan"}
 BATCH_SIZE = 64  # kexp's default trainer.batch_size; the hand-written loop uses the same
 IMAGE_SHAPE = (28, 28, 1)
-CLASSES, TEST_EXAMPLES, DATA_SEED = 10, 64, 0
 LR, BETA_1 = 2e-4, 0.5  # conf/optimizer/gan/adam.yaml, the DCGAN paper's; checked against cfg
 
 
@@ -150,27 +148,14 @@ def prepare(mode: Mode, tmp: Path, log_dir: Path | None = None,
     """The generated npz kexp reads, the composed config, and the images the hand-written loop
     trains on: the very examples kexp keeps after holding out data.val_fraction, scaled as
     kexp's train_step scales them (uint8 / 255 * 2 - 1, the generator's [-1, 1])."""
-    import numpy as np
-    from hydra import compose, initialize_config_module
+    from kexp.bench_cases import Case, compose, image_data
 
-    from kexp.data.sources.split import holdout
-
-    with initialize_config_module("kexp.conf", version_base="1.3"):
-        cfg = compose("train", overrides=kexp_overrides(mode, tmp / "data.npz",
-                                                        log_dir or tmp / "logs", extra))
+    cfg = compose(kexp_overrides(mode, tmp / "data.npz", log_dir or tmp / "logs", extra))
     assert (float(cfg.optimizer.lr), float(cfg.optimizer.beta_1)) == (LR, BETA_1), cfg.optimizer
     assert int(cfg.trainer.batch_size) == BATCH_SIZE, cfg.trainer.batch_size
-    fraction = float(cfg.data.val_fraction)
-    total = next(n for n in range(mode.train_examples, 2 * mode.train_examples + 10)
-                 if n - math.ceil(fraction * n) == mode.train_examples)  # sklearn's rounding
-    rng = np.random.default_rng(DATA_SEED)
-    x = rng.integers(0, 256, (total + TEST_EXAMPLES, *IMAGE_SHAPE), dtype=np.uint8)
-    y = rng.permutation(np.arange(total + TEST_EXAMPLES) % CLASSES)  # every class present
-    np.savez(tmp / "data.npz", x_train=x[:total], y_train=y[:total], x_test=x[total:],
-             y_test=y[total:])
-    kept, _ = holdout(y[:total], fraction, cfg.trainer.seed, "val_fraction")
-    assert len(kept) == mode.train_examples, (len(kept), mode)
-    return cfg, x[:total][kept].astype("float32") / 255.0 * 2.0 - 1.0
+    # make bench's own generated images, the same npz and split as its image cases
+    x, _ = image_data(Case("image", "dcgan", IMAGE_SHAPE, mode.steps), cfg, tmp)["train"]
+    return cfg, x * 2.0 - 1.0
 
 
 # ---------------------------------------------------------------------------- the hand-written GAN

@@ -401,3 +401,39 @@ def test_targets_need_a_task_or_an_explicit_value(tmp_path):
     one_line_error(cfg, re.escape("data.targets: ${task.targets} cannot be resolved"))
     cfg.targets = "classes"
     assert load(cfg, 8, 0).spec.class_names == ["x", "y"]
+
+
+def test_the_typed_read_gives_to_numerics_values_bit_for_bit(tmp_path):
+    """Numbers a table's C-parser read takes over from parsing the strings: every format that
+    read accepts must give the float64 that pd.to_numeric gives, and a column mixing numbers
+    and words, or missing a value the other read sees, is parsed from its strings."""
+    from kexp.data.sources.table import _read, _typed_numbers
+
+    rng = np.random.default_rng(0)
+    n = 400
+    columns = {
+        "digits17": [repr(float(v)) for v in rng.normal(0, 1e3, n)],
+        "exponent": [f"{v:.15e}" for v in rng.normal(0, 1e-30, n)],
+        "subnormal": [f"{v:.20g}" for v in rng.uniform(1e-310, 1e-305, n)],
+        "integer": [str(v) for v in rng.integers(-10**15, 10**15, n)],
+        "beyond_2_53": [str(v) for v in rng.integers(2**60, 2**62, n)],
+        "spaced": [f" {v:.6f}" for v in rng.normal(size=n)],
+        "holes": ["" if i % 7 == 0 else "NA" if i % 11 == 0 else f"{v:.4f}"
+                  for i, v in enumerate(rng.normal(size=n))],
+        "forms": [["1.", ".5", "-.5", "+3", "1e5", "-0", "0.0", "1E-3", "00012", "7"][i % 10]
+                  for i in range(n)],
+        "mixed": ["x" if i == 3 else str(i) for i in range(n)],
+    }
+    path = tmp_path / "numbers.csv"
+    path.write_text(",".join(columns) + "\n" + "\n".join(
+        ",".join(values[i] for values in columns.values()) for i in range(n)) + "\n")
+    table = _read("path", path, ",")
+    typed = _typed_numbers(path, ",", table.frame)
+    assert set(typed) == set(columns) - {"mixed"}
+    for name, values in typed.items():
+        parsed = pd.to_numeric(table.frame[name], errors="coerce").to_numpy(np.float64)
+        found = values.to_numpy()
+        assert np.array_equal(np.isnan(found), np.isnan(parsed)), name
+        present = ~np.isnan(parsed)  # compared as bits: -0.0 must stay -0.0
+        assert np.array_equal(found[present].view(np.int64), parsed[present].view(np.int64)), name
+    assert table.is_numeric("holes") and not table.is_numeric("mixed")

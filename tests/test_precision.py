@@ -47,3 +47,21 @@ def test_mixed_float16_with_augmentation_in_the_model():
     assert {layer.compute_dtype for layer in model.layers[1:3]} == {"float32"}
     assert model.dtype_policy.name == "mixed_float16" and model.outputs[0].dtype == "float32"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_a_fresh_session_frees_the_run_before_it():
+    """A later run's fresh_session collects the cyclic garbage (a model) the run before it
+    dropped, though every run freezes what survives its collection."""
+    import gc
+    import weakref
+
+    from kexp.training.precision import fresh_session
+
+    fresh_session()  # as a first run of the process does: freezes what is there
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    gone = weakref.ref(model)
+    del model  # Keras models sit in reference cycles: only a collection frees them
+    assert gone() is not None
+    fresh_session()
+    assert gone() is None
+    assert gc.get_freeze_count() > 0

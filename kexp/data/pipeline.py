@@ -102,8 +102,10 @@ def _assemble(
 
     train, val, test = prepare(raw.train), prepare(raw.val), prepare(raw.test)
     counts = count_splits(train, val, test)
-    read = fingerprint(train, val, test) if keys.boolean(cfg, "fingerprint", True) else None
-    target_mean, target_std = target_stats(train, len(raw.target_names)) if regression else (
+    ys: list[np.ndarray] = []  # the training targets, read by the fingerprint's pass
+    read = (fingerprint(train, val, test, ys if regression else None)
+            if keys.boolean(cfg, "fingerprint", True) else None)
+    target_mean, target_std = target_stats(train, len(raw.target_names), ys) if regression else (
         None, None)
 
     train, epoch = epoch_batches(train, counts["train"], shuffle_buffer, global_batch_size,
@@ -134,10 +136,11 @@ def _assemble(
     )
 
 
-def target_stats(train: tf.data.Dataset, k: int
+def target_stats(train: tf.data.Dataset, k: int, ys: list[np.ndarray] | None = None
                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-column mean and (population) std of a split's real targets, a std of 0 as 1.0."""
-    ys = [y for y in train.map(lambda x, y: y).batch(4096).as_numpy_iterator()]
+    """Per-column mean and (population) std of a split's real targets, a std of 0 as 1.0;
+    from `ys`, the split's target batches, when a pass over it has already read them."""
+    ys = ys or [y for _, y in train.batch(4096).as_numpy_iterator()]
     y = np.concatenate(ys).astype(np.float64).reshape(-1, k)
     mean, std = y.mean(axis=0), y.std(axis=0)
     std = np.where(std <= 1e-12 * np.maximum(1.0, np.abs(mean)), 1.0, std)  # a constant column

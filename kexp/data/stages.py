@@ -59,17 +59,22 @@ def count_splits(train: tf.data.Dataset, val: tf.data.Dataset, test: tf.data.Dat
     return counts
 
 
-def fingerprint(train: tf.data.Dataset, val: tf.data.Dataset, test: tf.data.Dataset) -> str:
+def fingerprint(train: tf.data.Dataset, val: tf.data.Dataset, test: tf.data.Dataset,
+                train_targets: list[np.ndarray] | None = None) -> str:
     """SHA-256 (first 16 hex digits) of every example and label of the three splits as the
     model reads them (after normalizing and data.subset, before shuffling): two runs with the
     same fingerprint trained and were tested on the same numbers. Iterating a cached split
     here fills its cache, so the first epoch reads it from memory; still it costs (60,000
-    CIFAR-sized images from an npz on 2 cores: ~4 s), so `+data.fingerprint=false` skips it."""
+    CIFAR-sized images from an npz on 2 cores: ~4 s), so `+data.fingerprint=false` skips it.
+    `train_targets`, when given, receives the training split's label batches (what a
+    regression's target statistics need, read in the same pass)."""
     import hashlib
 
     digest = hashlib.sha256()
     for ds in (train, val, test):
         for x, y in ds.batch(4096).as_numpy_iterator():
+            if ds is train and train_targets is not None:
+                train_targets.append(y)
             # the arrays' own buffers (C order, as tobytes() would copy them): no copy
             digest.update(np.ascontiguousarray(x).data)
             digest.update(np.ascontiguousarray(y).data)

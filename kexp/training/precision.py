@@ -26,15 +26,19 @@ def fresh_session() -> None:
 
     Keras' own `clear_session()` collects garbage over every object the process holds: after
     importing TensorFlow, Keras and MLflow that is ~490,000 objects and 0.2-0.9 s of the time
-    to the first step here, each run. The first run of a process freezes them instead (they
-    are the imported modules, alive until the process ends, `gc.freeze`), so this and every
-    later collection, the automatic ones during training too, scan only what came after:
-    a later run (`-m`, tuning trials, the benchmarks) still frees the one before it."""
+    to the first step here, each run. So each run collects once and then freezes what
+    survived (`gc.freeze`: the imported modules, the stores and caches a first run opens,
+    what the caller keeps), and every later collection, the automatic ones during training
+    too, scans only what came after: a later run (`-m`, tuning trials, the benchmarks) still
+    frees the one before it, in ~0.05 s instead of the 0.27-0.29 s that rescanning the
+    ~220,000 objects a first run leaves behind took (docs/benchmarks.md). The price: an object
+    alive at a run's start that its holder drops later, and that sits in a reference cycle,
+    is never collected (a model a notebook keeps across runs and then deletes, say); the
+    process's own runs drop theirs before the next one starts."""
     keras.backend.clear_session(free_memory=False)
     if gc.get_freeze_count():
         gc.collect()
-    else:
-        gc.freeze()
+    gc.freeze()
 
 
 def seed_everything(seed: int) -> None:

@@ -296,7 +296,8 @@ def fit_by_hand(variant: str, case: Case, cfg: Any, arrays: dict[str, Any],
                  .batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE))
         val = (tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(BATCH_SIZE).cache()
                .prefetch(tf.data.AUTOTUNE))
-        model.fit(train, epochs=epochs, validation_data=val, callbacks=[throughput], verbose=0)
+        model.fit(train, epochs=epochs, validation_data=val, callbacks=[throughput], verbose=0,
+                  shuffle=False)  # the dataset shuffles itself
     return {"per_second": round(throughput.per_second, 1),
             "first_step_seconds": round(throughput.first_step_seconds or 0.0, 2),
             "params": int(model.count_params())}

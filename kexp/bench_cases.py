@@ -8,8 +8,9 @@ Cases of three kinds run three ways on generated data, the same model, batch and
     c  kexp: kexp.recipe.train(cfg), cfg composed as `python -m kexp model=<m> data=... ` is
 
     image  classification on an npz of uint8 images (data=npz)
-    text   classification of texts in a CSV (data=text_csv); a and b vectorize them with Keras'
-           TextVectorization adapted on the same training texts (outside the timed part)
+    text   classification of texts in a CSV (data=text_csv); a and b get the same texts in
+           memory and vectorize them with Keras' TextVectorization adapted on the training
+           texts, inside their clock (kexp's vocabulary and ids are in c's)
     table  regression on a numeric CSV table (task=regression data=csv); a and b standardize the
            features and the target as a user would, a Dense(1) on kexp's backbone
 
@@ -182,9 +183,8 @@ def image_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
 
 def text_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
     """A CSV of texts (1.5 x sequence_length words of a WORDS-word vocabulary, so kexp cuts
-    them as it would long reviews) for kexp, and their ids for a and b: Keras' TextVectorization
-    adapted on kexp's training texts, what a user writes."""
-    import keras
+    them as it would long reviews) for kexp, and the same texts in memory for a and b, which
+    turn them into ids inside their clock (`vectorized`), as a user's script would."""
     import numpy as np
     import pandas as pd
 
@@ -200,13 +200,22 @@ def text_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
     pd.DataFrame({"text": texts[total:], "label": y[total:]}).to_csv(folder / "test.csv",
                                                                       index=False)
     kept, held = kept_rows(case, y[:total], cfg)
+    return {"texts": {"train": (texts[:total][kept], y[kept]),
+                      "val": (texts[:total][held], y[held])}}
+
+
+def vectorized(cfg: Any, texts: dict[str, Any]) -> dict[str, Any]:
+    """What a user writes for text: Keras' TextVectorization adapted on the training texts,
+    then the ids of both splits; `vocab_size` for the model."""
+    import keras
+    import numpy as np
+
     vectorize = keras.layers.TextVectorization(
-        max_tokens=int(cfg.data.max_tokens), output_sequence_length=length,
+        max_tokens=int(cfg.data.max_tokens), output_sequence_length=int(cfg.data.sequence_length),
         standardize="lower_and_strip_punctuation")
-    vectorize.adapt(texts[:total][kept], batch_size=256)
-    ids = np.asarray(vectorize(texts[:total]))
-    return {"train": (ids[kept], y[kept]), "val": (ids[held], y[held]),
-            "vocab_size": vectorize.vocabulary_size()}
+    vectorize.adapt(texts["train"][0], batch_size=256)
+    ids = {name: (np.asarray(vectorize(x)), y) for name, (x, y) in texts.items()}
+    return {**ids, "vocab_size": vectorize.vocabulary_size()}
 
 
 def table_data(case: Case, cfg: Any, folder: Path) -> dict[str, Any]:
@@ -285,6 +294,8 @@ def fit_by_hand(variant: str, case: Case, cfg: Any, arrays: dict[str, Any],
     from kexp.training.throughput import Throughput
 
     started = time.perf_counter()
+    if "texts" in arrays:  # the texts to ids, inside the clock as kexp's reading is in c's
+        arrays = vectorized(cfg, arrays["texts"])
     (x, y), (x_val, y_val) = arrays["train"], arrays["val"]
     model = handwritten_model(case, cfg, arrays)
     throughput = Throughput(len(x), started=started)
